@@ -1,0 +1,35 @@
+"""Streamlit entry script: navigation plus the sidebar every page shares."""
+
+import streamlit as st
+
+from engine import service
+from engine.health import health
+
+st.set_page_config(page_title="SeACo ASR", page_icon="🎙️", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page("pages/transcribe.py", title="Transcribe", icon="🎙️", default=True),
+        st.Page("pages/system.py", title="System", icon="🖥️"),
+    ]
+)
+
+
+@st.fragment(run_every=5)
+def sidebar_status() -> None:
+    report = health(service.store(), service.settings())
+    badge = {"ok": "🟢", "degraded": "🟠", "down": "🔴"}[report["status"]]
+    st.markdown(f"**Health:** {badge} {report['status']}")
+    checks = report["checks"]
+    if "queue" in checks:
+        st.markdown(f"**Queue:** {checks['queue']['detail']}")
+    if "worker" in checks:
+        st.markdown(f"**Worker:** {checks['worker']['detail']}")
+    for reason in report["reasons"]:
+        st.caption(reason)
+
+
+with st.sidebar:
+    sidebar_status()
+
+page.run()

@@ -1,0 +1,167 @@
+"""The `seaco` command: serve, worker, models, submit, status, config, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from engine.config import SETTINGS_DOC, load_settings
+from engine.errors import SeacoError
+from engine.logs import configure_logging
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from engine.supervisor import serve
+
+    configure_logging("supervisor")
+    return serve(load_settings())
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from engine.supervisor import stop_instance
+
+    configure_logging("supervisor")
+    stopped = stop_instance(load_settings())
+    print("stopped" if stopped else "not running")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.worker import run_worker
+
+    configure_logging("worker")
+    return run_worker(load_settings(), burst=args.burst, max_jobs=args.max_jobs)
+
+
+def cmd_models_build_test(args: argparse.Namespace) -> int:
+    from engine.testmodels import build_test_models
+
+    configure_logging("models")
+    started = time.monotonic()
+    paths = build_test_models(Path(args.dir), size=args.size, seed=args.seed)
+    print(f"Built RANDOM-WEIGHT {args.size} test models in {time.monotonic() - started:.1f} s.")
+    print("They run the real FunASR code but their text is meaningless. Use them with:")
+    for kind, path in paths.items():
+        print(f"  SEACO_{kind.upper()}_MODEL={path}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from engine.intake import submit_upload
+    from engine.store import open_store
+    from engine.ui import job_status_line
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    store = open_store(settings.db_path)
+    jobs = []
+    for name in args.files:
+        with open(name, "rb") as stream:
+            job = submit_upload(
+                store, settings, stream, Path(name).name, hotwords=args.hotwords, source="cli"
+            )
+        print(f"job {job.id}: queued ({name})")
+        jobs.append(job.id)
+    if not args.wait:
+        return 0
+    pending = set(jobs)
+    while pending:
+        for job_id in sorted(pending):
+            job = store.get(job_id)
+            if job.state.is_final:
+                pending.discard(job_id)
+                print(f"job {job_id}: {job_status_line(job, None)}")
+                if job.text is not None:
+                    print(job.text)
+        time.sleep(0.5)
+    return 0 if all(store.get(j).state.value == "done" for j in jobs) else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from engine.health import health
+    from engine.store import open_store
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    store = open_store(settings.db_path)
+    report = health(store, settings)
+    report["jobs"] = store.counts_by_state()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0 if report["status"] != "down" else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    for name, (_default, doc) in SETTINGS_DOC.items():
+        value = getattr(settings, name.lower())
+        print(f"SEACO_{name}={value}    # {settings.sources[name]}: {doc}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from engine.store import open_store
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    store = open_store(settings.db_path)
+    print(f"{settings.db_path}: schema version {store.schema_version()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seaco", description="Self-hosted Chinese speech recognition (SeACo-Paraformer)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run web + worker in the foreground, restarting the worker")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("stop", help="stop the instance recorded in <data>/seaco.pid")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("worker", help="run only the worker process (the one that owns the model)")
+    p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    p.add_argument("--max-jobs", type=int, default=None, help="exit after this many jobs")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("models", help="model utilities")
+    models = p.add_subparsers(dest="models_command", required=True)
+    b = models.add_parser(
+        "build-test", help="write RANDOM-WEIGHT SeACo/VAD/punc models in FunASR's format"
+    )
+    b.add_argument("dir", help="output directory")
+    b.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_models_build_test)
+
+    p = sub.add_parser("submit", help="queue audio files (directly in the local store)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--hotwords", default=None, help="e.g. '科哥,Paraformer'")
+    p.add_argument("--wait", action="store_true", help="wait for the results and print them")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="print the health report and job counts as JSON")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("config", help="print every setting, its value and where it came from")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("migrate", help="create or upgrade jobs.db")
+    p.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SeacoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

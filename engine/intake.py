@@ -1,0 +1,129 @@
+"""Accepting an upload: stream it to disk durably, prove it is audio, queue the job.
+
+The order matters. The file is written under a generated name, hashed while it streams,
+size-checked before it is all read, probed, and only then moved to its content-addressed
+place and fsynced, so that once a job row exists its audio survives a crash of any process.
+No user text ever becomes part of a path: the original name is kept only as a label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from engine import audio
+from engine.config import Settings
+from engine.errors import AudioTooLargeError, QueueFullError
+from engine.hotwords import parse_hotwords
+from engine.jobs import PRIORITY_NORMAL, Job
+from engine.store import NewJob, Store
+
+CHUNK = 1024 * 1024
+MAX_NAME_CHARS = 200
+
+
+def display_name(name: str | None) -> str:
+    """A safe label for the uploaded file: last path component, no control characters."""
+    name = (name or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    return name[:MAX_NAME_CHARS] or "upload"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_stream(stream: BinaryIO, settings: Settings) -> tuple[Path, str, int]:
+    """Copy the upload into tmp/ under a generated name; return (path, sha256, size).
+
+    Refuses as soon as the size limit is passed, without reading the rest.
+    """
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > settings.max_upload_bytes:
+                    raise AudioTooLargeError(
+                        f"The file is larger than the {settings.max_upload_mb} MB upload limit "
+                        "(SEACO_MAX_UPLOAD_MB)."
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        audio.check_size(size, settings.max_upload_bytes)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest(), size
+
+
+def audio_path_for(sha256: str) -> str:
+    """Where audio with this hash lives, relative to the data dir."""
+    return f"audio/{sha256[:2]}/{sha256}"
+
+
+def submit_upload(
+    store: Store,
+    settings: Settings,
+    stream: BinaryIO,
+    original_name: str | None,
+    *,
+    hotwords: str | Iterable[str] | None = None,
+    priority: int = PRIORITY_NORMAL,
+    batch_id: str | None = None,
+    source: str = "web",
+) -> Job:
+    """Validate and queue one uploaded file. Raises an AudioError for bad input and
+    QueueFullError when the queue is at SEACO_QUEUE_MAX; nothing is kept in either case."""
+    if store.queue_depth() >= settings.queue_max:  # cheap early refusal, before reading
+        raise QueueFullError(
+            f"The queue is full ({settings.queue_max} jobs waiting). Try again in a little while."
+        )
+    words = parse_hotwords(hotwords) if isinstance(hotwords, str | None) else list(hotwords)
+    tmp, sha256, size = save_stream(stream, settings)
+    try:
+        info = audio.probe(tmp, max_duration_s=settings.max_duration_s)
+        relative = audio_path_for(sha256)
+        final = settings.data_dir / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)  # same content if it already exists: replacing is harmless
+        _fsync_dir(final.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+    new = NewJob(
+        audio_sha256=sha256,
+        audio_path=relative,
+        audio_bytes=size,
+        original_name=display_name(original_name),
+        container=info.container,
+        codec=info.codec,
+        duration_ms=info.duration_ms,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        hotwords=tuple(words),
+        priority=priority,
+        batch_id=batch_id,
+        source=source,
+    )
+    try:
+        return store.submit(new, queue_max=settings.queue_max, max_attempts=settings.max_attempts)
+    except QueueFullError:
+        if store.audio_references(sha256) == 0:
+            final.unlink(missing_ok=True)
+        raise

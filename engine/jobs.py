@@ -1,0 +1,98 @@
+"""The job as the rest of the service sees it: its states and a typed row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class JobState(str, Enum):
+    """Stored as TEXT with a CHECK constraint (schema/001_initial.sql)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+PRIORITY_BATCH = 0
+PRIORITY_NORMAL = 10
+PRIORITY_LIVE = 20
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    state: JobState
+    priority: int
+    batch_id: str | None
+    source: str
+    submitted_at: int
+    started_at: int | None
+    finished_at: int | None
+    updated_at: int
+    stage: str | None
+    cancel_requested: bool
+    lease_owner: str | None
+    lease_expires_at: int | None
+    attempts: int
+    max_attempts: int
+    queue_wait_ms: int | None
+    decode_ms: int | None
+    inference_ms: int | None
+    total_ms: int | None
+    rtf: float | None
+    audio_sha256: str
+    audio_path: str
+    audio_bytes: int
+    original_name: str
+    container: str | None
+    codec: str | None
+    duration_ms: int | None
+    sample_rate: int | None
+    channels: int | None
+    hotwords: list[str]
+    effective_hotwords: list[str] | None
+    text: str | None
+    raw_text: str | None
+    confidence: float | None
+    sentence_count: int | None
+    model_info: dict[str, Any] | None
+    error: str | None
+    error_class: str | None
+    sentences: list[Sentence] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], sentences: list[Sentence] | None = None) -> Job:
+        values = dict(row)
+        values["state"] = JobState(values["state"])
+        values["cancel_requested"] = bool(values["cancel_requested"])
+        values["hotwords"] = json.loads(values["hotwords"] or "[]")
+        for key in ("effective_hotwords", "model_info"):
+            values[key] = json.loads(values[key]) if values[key] else None
+        return cls(**values, sentences=sentences or [])
+
+    @property
+    def audio_seconds(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the API and exports use it)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "sentences"}
+        out["state"] = self.state.value
+        out["sentences"] = [s.__dict__ for s in self.sentences]
+        return out

@@ -1,0 +1,83 @@
+"""Plain functions that turn store data into what the pages show (no Streamlit here, so
+tests can call them directly and pages stay thin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.config import PROD_ASR_MODEL
+from engine.jobs import Job, JobState
+
+MODEL_FIX_HINT = """\
+The worker could not load the speech models. Either:
+
+- give the machine network access to ModelScope once, so the default models
+  (`{prod}` and friends) download on first start, or
+- download the three models on a connected machine and point the settings at the directories:
+  `SEACO_ASR_MODEL=/models/seaco-paraformer`, `SEACO_VAD_MODEL=/models/fsmn-vad`,
+  `SEACO_PUNC_MODEL=/models/ct-punc` (in `.env`), then restart with `./run.sh`, or
+- for a trial with **random weights** (garbage text, real compute):
+  `seaco models build-test ./models` and point the settings at `./models/seaco-asr`,
+  `./models/fsmn-vad` and `./models/ct-punc`.
+"""
+
+
+def model_fix_hint() -> str:
+    return MODEL_FIX_HINT.format(prod=PROD_ASR_MODEL)
+
+
+def format_ms(ms: int | None) -> str:
+    """1234 -> '1.23 s'; 75_000 -> '1 min 15 s'."""
+    if ms is None:
+        return "–"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min {seconds} s" if hours else f"{minutes} min {seconds} s"
+
+
+def timestamp(ms: int) -> str:
+    """Milliseconds into the audio -> 'MM:SS.mmm' (or 'H:MM:SS.mmm')."""
+    seconds, millis = divmod(max(0, ms), 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+    return f"{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def job_status_line(job: Job, position: int | None) -> str:
+    if job.state is JobState.QUEUED:
+        where = f"position {position} in the queue" if position else "in the queue"
+        return f"Queued: {where}."
+    if job.state is JobState.RUNNING:
+        stage = {"decoding": "decoding audio", "recognising": "recognising speech"}.get(
+            job.stage or "", job.stage or "working"
+        )
+        return f"Running: {stage} (attempt {job.attempts})."
+    if job.state is JobState.DONE:
+        return f"Done in {format_ms(job.total_ms)}."
+    if job.state is JobState.FAILED:
+        return f"Failed: {job.error}"
+    return "Cancelled."
+
+
+def sentence_rows(job: Job) -> list[dict[str, Any]]:
+    return [
+        {"start": timestamp(s.start_ms), "end": timestamp(s.end_ms), "text": s.text}
+        for s in job.sentences
+    ]
+
+
+def job_metrics(job: Job) -> dict[str, str]:
+    """The numbers shown under a finished transcript."""
+    confidence = "–" if job.confidence is None else f"{job.confidence:.2f}"
+    rtf = "–" if job.rtf is None else f"{job.rtf:.3f}"
+    return {
+        "Audio": format_ms(job.duration_ms),
+        "Processing": format_ms(job.total_ms),
+        "Real-time factor": rtf,
+        "Confidence": confidence,
+        "Queue wait": format_ms(job.queue_wait_ms),
+    }

@@ -1,0 +1,343 @@
+"""The worker: the one process that owns the model and works through the queue in order.
+
+Shape (huey's consumer, rq's worker): `initialize()` registers and recovers, `loop()` does at
+most one job, `shutdown()` tears down. An APScheduler scheduler drives everything: the queue
+tick (which re-schedules itself at once after a job and after `SEACO_IDLE_POLL_MS` when idle,
+so a new job starts within tens of milliseconds without busy-looping), heartbeats that also
+renew the running job's lease, the sweep that re-queues jobs of dead workers, and model
+retries. Signal handlers only set flags: the first SIGTERM/SIGINT finishes the current job
+and stops, a second one gives the job back to the queue and exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine import audio
+from engine.config import Settings
+from engine.errors import SeacoError
+from engine.hotwords import merge_hotwords
+from engine.jobs import Job
+from engine.store import JobResult, Store, open_store
+
+log = logging.getLogger("seaco.worker")
+
+
+class Pipeline(Protocol):
+    def transcribe(self, samples: Any, hotwords: list[str] | None = None) -> Any: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+PipelineFactory = Callable[[Settings], Pipeline]
+
+
+def load_pipeline(settings: Settings) -> Pipeline:
+    """The production pipeline; imported here so only the worker pays for funasr/torch."""
+    from engine.asr import AsrPipeline
+
+    return AsrPipeline.load(
+        settings.asr_model,
+        settings.vad_model,
+        settings.punc_model,
+        device=settings.device,
+        ncpu=settings.torch_threads,
+        batch_size_s=settings.batch_size_s,
+    )
+
+
+def user_error(exc: BaseException) -> str:
+    """A sentence for the job's error column. Our own errors are already written for users;
+    anything else is a bug or a resource problem, named with its class."""
+    if isinstance(exc, SeacoError):
+        return str(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return (
+            "Recognition ran out of memory on this file. Try a shorter file, or lower "
+            "SEACO_BATCH_SIZE_S."
+        )
+    return f"Recognition failed unexpectedly ({type(exc).__name__}: {exc}). See the service log."
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        pipeline_factory: PipelineFactory = load_pipeline,
+        burst: bool = False,
+        max_jobs: int | None = None,
+    ):
+        self.settings = settings
+        self.store = store or open_store(settings.db_path)
+        self.pipeline_factory = pipeline_factory
+        self.burst = burst  # drain the queue, then stop (rq's work(burst=True); for tests)
+        self.max_jobs = max_jobs
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.pipeline: Pipeline | None = None
+        self.model_error: str | None = None
+        self.model_info: dict[str, Any] = {}
+        self.current: Job | None = None
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self.state = "starting"
+        self.stop_requested = threading.Event()
+        self.abort_requested = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def initialize(self) -> None:
+        self.settings.ensure_dirs()
+        self.store.register_worker(self.id, os.getpid(), socket.gethostname())
+        self.recover()
+        self.store.add_event("worker.start", f"Worker {self.id} started.")
+
+    def load_model(self) -> bool:
+        """Load the pipeline; on failure remember why (for /health) and try again later."""
+        self._set_state("loading")
+        started = time.monotonic()
+        try:
+            self.pipeline = self.pipeline_factory(self.settings)
+        except Exception as exc:  # a bad model must not kill the worker: it reports and retries
+            self.pipeline = None
+            self.model_error = user_error(exc)
+            log.error("model load failed: %s", self.model_error)
+            log.debug("model load traceback:\n%s", traceback.format_exc())
+            self.store.add_event("model.error", self.model_error, level="error")
+            self._set_state("model_error")
+            return False
+        self.model_error = None
+        self.model_info = self.pipeline.info()
+        seconds = time.monotonic() - started
+        log.info("models loaded in %.1f s: %s", seconds, self.model_info)
+        self.store.add_event(
+            "model.loaded", f"Models loaded in {seconds:.1f} s.", data=self.model_info
+        )
+        self._set_state("ready")
+        return True
+
+    def recover(self) -> None:
+        recovery = self.store.requeue_abandoned()
+        for job_id in recovery.requeued:
+            log.warning("job %s: its worker stopped; queued again", job_id)
+            self.store.add_event(
+                "job.requeued", "Worker stopped during the job; queued again.", job_id=job_id
+            )
+        for job_id in recovery.poisoned:
+            log.error("job %s: failed as poison after repeated worker deaths", job_id)
+            self.store.add_event(
+                "job.poison", "Failed after repeated worker deaths.", level="error", job_id=job_id
+            )
+
+    def heartbeat(self) -> None:
+        try:
+            self.store.heartbeat(
+                self.id,
+                state=self.state,
+                lease_s=self.settings.lease_s,
+                model_loaded=self.pipeline is not None,
+                model_error=self.model_error,
+                current_job_id=self.current.id if self.current else None,
+                info={**self.model_info, "pid": os.getpid()},
+                jobs_done=self.jobs_done,
+                jobs_failed=self.jobs_failed,
+            )
+        except Exception:  # a missed heartbeat is survivable; a dead scheduler thread is not
+            log.exception("heartbeat failed")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.heartbeat()
+
+    # --- the queue -----------------------------------------------------------------------------
+    def loop(self) -> bool:
+        """Claim and process at most one job. True when a job was processed."""
+        if self.pipeline is None or self.stop_requested.is_set():
+            return False
+        job = self.store.claim(self.id, self.settings.lease_s)
+        if job is None:
+            return False
+        self.current = job
+        self._set_state("busy")
+        try:
+            self.process(job)
+        finally:
+            self.current = None
+            self._set_state("ready")
+        if self.max_jobs is not None and self.jobs_done + self.jobs_failed >= self.max_jobs:
+            self.request_stop()
+        return True
+
+    def process(self, job: Job) -> None:
+        """Decode, recognise, store. Any failure is recorded on the job; the worker goes on."""
+        attempt = job.attempts
+        log.info("job %s: start (attempt %s, %s)", job.id, attempt, job.original_name)
+        decode_ms: int | None = None
+        try:
+            if self.store.is_cancel_requested(job.id):
+                self.store.cancel_running(job.id, self.id, attempt)
+                return
+            started = time.monotonic()
+            samples, info = audio.decode(
+                self.settings.data_dir / job.audio_path,
+                max_duration_s=self.settings.max_duration_s,
+            )
+            decode_ms = round((time.monotonic() - started) * 1000)
+            self.store.set_stage(job.id, self.id, "recognising")
+            hotwords = merge_hotwords(job.hotwords, self.settings.hotwords)
+            started = time.monotonic()
+            assert self.pipeline is not None
+            transcript = self.pipeline.transcribe(samples, hotwords)
+            inference_ms = round((time.monotonic() - started) * 1000)
+            self.store.set_stage(job.id, self.id, "saving")
+            result = JobResult(
+                text=transcript.text,
+                raw_text=transcript.raw_text,
+                confidence=transcript.confidence,
+                sentences=list(transcript.sentences),
+                effective_hotwords=hotwords,
+                duration_ms=info.duration_ms or 0,
+                decode_ms=decode_ms,
+                inference_ms=inference_ms,
+                model_info=self.model_info,
+            )
+        except Exception as exc:
+            message = user_error(exc)
+            if isinstance(exc, SeacoError):
+                log.warning("job %s: failed: %s", job.id, message)
+            else:
+                log.exception("job %s: failed unexpectedly", job.id)
+            self.jobs_failed += 1
+            self.store.fail(
+                job.id, self.id, attempt, message, type(exc).__name__, decode_ms=decode_ms
+            )
+            return
+        if self.store.complete(job.id, self.id, attempt, result):
+            self.jobs_done += 1
+            log.info(
+                "job %s: done in %s ms (decode %s ms, inference %s ms, audio %.1f s)",
+                job.id, decode_ms + inference_ms, decode_ms, inference_ms,
+                result.duration_ms / 1000,
+            )  # fmt: skip
+        else:
+            log.warning("job %s: result discarded (cancelled, or the lease was lost)", job.id)
+
+    # --- scheduling ----------------------------------------------------------------------------
+    def _queue_tick(self) -> None:
+        processed = False
+        try:
+            processed = self.loop()
+        except Exception:  # e.g. the database was briefly unavailable: log, retry next tick
+            log.exception("queue loop error")
+        finally:
+            if self.burst and not processed:
+                self.request_stop()
+            delay = 0 if processed else self.settings.idle_poll_ms / 1000
+            self._schedule("queue", self._queue_tick, delay)
+
+    def _model_tick(self) -> None:
+        if self.load_model():
+            self._schedule("queue", self._queue_tick, 0)
+        elif self.burst:  # nothing will ever be processed: stop instead of waiting
+            self.request_stop()
+        else:
+            self._schedule("model", self._model_tick, self.settings.model_retry_s)
+
+    def _schedule(self, job_id: str, func: Callable[[], None], delay_s: float) -> None:
+        if self._scheduler is None or self.stop_requested.is_set():
+            return
+        self._scheduler.add_job(
+            func,
+            "date",
+            run_date=_in_seconds(delay_s),
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    def run(self) -> int:
+        """Run until stopped. Returns 0 after a clean stop, 1 after an abort (the caller must
+        then exit at once with os._exit: the model thread may still be inside torch)."""
+        self.initialize()
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone="UTC",
+        )
+        self._scheduler = scheduler
+        scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
+        scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
+        scheduler.start()
+        self._schedule("model", self._model_tick, 0)
+        while not self.stop_requested.is_set():
+            self.stop_requested.wait(0.5)
+        # First stop request: let the current job finish unless a second one arrives.
+        while self.current is not None and not self.abort_requested.is_set():
+            self.abort_requested.wait(0.2)
+        job = self.current
+        if job is not None:
+            self.store.release(job.id, self.id)
+            log.warning("job %s: given back to the queue (worker aborted)", job.id)
+            self.shutdown(wait=False)
+            return 1
+        self.shutdown(wait=True)
+        return 0
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)
+        self._scheduler = None
+        try:
+            self.state = "stopped"
+            self.heartbeat()
+            self.store.add_event(
+                "worker.stop",
+                f"Worker {self.id} stopped after {self.jobs_done} done, {self.jobs_failed} failed.",
+            )
+        except Exception:
+            log.exception("could not record the worker's stop")
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: object) -> None:
+            if self.stop_requested.is_set():
+                log.warning("second stop signal: giving the current job back and exiting")
+                self.abort_requested.set()
+            else:
+                log.info("stop signal: finishing the current job, then exiting")
+                self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+
+def _in_seconds(delay_s: float):
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.now(timezone.utc) + timedelta(seconds=delay_s)
+
+
+def run_worker(settings: Settings, *, burst: bool = False, max_jobs: int | None = None) -> int:
+    worker = Worker(settings, burst=burst, max_jobs=max_jobs)
+    worker.install_signal_handlers()
+    log.info("worker %s starting (data dir %s)", worker.id, Path(settings.data_dir))
+    code = worker.run()
+    if code != 0:
+        logging.shutdown()
+        os._exit(code)  # inference threads cannot be interrupted; do not wait for them
+    return code
