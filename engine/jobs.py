@@ -78,7 +78,8 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], sentences: list[Sentence] | None = None) -> Job:
-        values = dict(row)
+        # Only known columns: a newer schema may carry columns this code does not use yet.
+        values = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         values["state"] = JobState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
         values["hotwords"] = json.loads(values["hotwords"] or "[]")

@@ -135,8 +135,9 @@ def fts_query(query: str) -> str | None:
 class Store:
     """A handle on jobs.db, safe to share between threads (one connection per thread)."""
 
-    def __init__(self, db_path: str | Path):
+    def __init__(self, db_path: str | Path, schema_dir: Path = SCHEMA_DIR):
         self.db_path = Path(db_path)
+        self.schema_dir = schema_dir
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -188,7 +189,7 @@ class Store:
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
         )
         applied: list[int] = []
-        for path in sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        for path in sorted(self.schema_dir.glob("[0-9][0-9][0-9]_*.sql")):
             version = int(path.name[:3])
             with self._write() as conn:
                 done = conn.execute(
