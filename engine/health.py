@@ -46,15 +46,19 @@ def worker_check(worker: dict[str, Any] | None, settings: Settings, now: int) ->
     )
 
 
+def uses_random_weights(model_info: dict[str, Any]) -> bool:
+    """True when any loaded model was built by `seaco models build-test`."""
+    flags = model_info.get("random_weights") or {}
+    return any(flags.values()) if isinstance(flags, dict) else bool(flags)
+
+
 def model_check(worker: dict[str, Any] | None) -> dict:
     if worker is None:
         return _check("degraded", "Models are not loaded yet (no worker).")
     if worker["model_loaded"]:
-        info = worker.get("info") or {}
-        note = " (random-weight test models)" if info.get("random_weights") else ""
-        return _check(
-            "ok", f"Models loaded{note}.", random_weights=bool(info.get("random_weights"))
-        )
+        random = uses_random_weights(worker.get("info") or {})
+        note = " (RANDOM-WEIGHT test models: the text is meaningless)" if random else ""
+        return _check("ok", f"Models loaded{note}.", random_weights=random)
     if worker["model_error"]:
         return _check("degraded", f"Models could not be loaded: {worker['model_error']}")
     return _check("degraded", "Models are loading.")

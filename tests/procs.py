@@ -1,0 +1,60 @@
+"""Real processes in tests: start them with a settings environment, wait for conditions
+(polling with a deadline, never a bare sleep), and always clean up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from engine.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
+    return {**env, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+
+
+def start(args: list[str], settings: Settings, log: Path) -> subprocess.Popen:
+    out = open(log, "ab")  # noqa: SIM115 - closed with the process by stop()
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env_for(settings),
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode

@@ -1,0 +1,126 @@
+"""`seaco serve` as a real process tree: supervisor, web (Streamlit + /health) and worker,
+checked over real HTTP and, for the Transcribe page, in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import urllib.error
+import urllib.request
+
+import pytest
+
+from engine.store import open_store
+from tests.conftest import make_settings
+from tests.procs import free_port, start, stop, wait_for
+from tests.test_worker import speech_file
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium")
+
+
+def get_health(base_url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(base_url + "/health", timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+    except OSError:
+        return 0, {}
+
+
+def serve(tmp_path, name: str, **overrides: str):
+    settings = make_settings(
+        tmp_path / name, port=str(free_port()), device="cpu", ncpu="1", heartbeat_s="1",
+        lease_s="5", **overrides,
+    )  # fmt: skip
+    settings.ensure_dirs()
+    proc = start(["serve"], settings, tmp_path / f"{name}.log")
+    return settings, proc, f"http://127.0.0.1:{settings.port}"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, tiny_models):
+    tmp_path = tmp_path_factory.mktemp("serve")
+    settings, proc, base_url = serve(
+        tmp_path, "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
+        punc_model=str(tiny_models["punc"]),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: get_health(base_url)[1].get("status") == "ok", timeout=180,
+                 what="/health to say ok")  # fmt: skip
+        yield settings, proc, base_url, tmp_path
+    finally:
+        assert stop(proc) == 0
+        assert not (settings.data_dir / "seaco.pid").exists()
+        assert "Traceback" not in (tmp_path / "data.log").read_text()
+
+
+def test_health_is_ok_with_every_check(service):
+    _settings, _proc, base_url, _ = service
+    status, report = get_health(base_url)
+    assert status == 200 and report["status"] == "ok", report
+    assert set(report["checks"]) == {"database", "worker", "model", "queue", "disk"}
+    assert report["checks"]["model"]["random_weights"] is True
+
+
+def test_the_supervisor_restarts_a_killed_worker(service):
+    settings, _proc, base_url, _ = service
+    store = open_store(settings.db_path)
+    old = store.latest_worker()
+    os.kill(old["pid"], signal.SIGKILL)
+    new = wait_for(
+        lambda: (w := store.latest_worker())["pid"] != old["pid"] and w["model_loaded"] and w,
+        timeout=120, what="a restarted worker with its models loaded",
+    )  # fmt: skip
+    assert new["state"] in ("ready", "busy")
+    wait_for(lambda: get_health(base_url)[1].get("status") == "ok", timeout=60)
+
+
+def test_unloadable_models_leave_the_service_up_and_degraded(tmp_path):
+    settings, proc, base_url = serve(tmp_path, "broken", asr_model=str(tmp_path / "missing"))
+    try:
+        status, report = wait_for(
+            lambda: (r := get_health(base_url))[1].get("checks", {}).get("model", {})
+            .get("detail", "").startswith("Models could not be loaded") and r,
+            timeout=120, what="the model error in /health",
+        )  # fmt: skip
+        assert status == 200 and report["status"] == "degraded"
+        assert str(tmp_path / "missing") in report["checks"]["model"]["detail"]
+        assert proc.poll() is None
+    finally:
+        assert stop(proc) == 0
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_transcribe_page_uploads_an_mp3_and_shows_its_transcript(service, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings, _proc, base_url, _ = service
+    mp3 = speech_file(tmp_path, "mp3")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.goto(base_url)
+            page.get_by_role("heading", name="Transcribe a file").wait_for(timeout=60_000)
+            page.locator("input[type=file]").set_input_files(str(mp3))
+            page.get_by_label("Hotwords (optional)").fill("天气")
+            page.get_by_role("button", name="Transcribe").click()
+            expect(page.get_by_text("Done in")).to_be_visible(timeout=120_000)
+            transcript = page.get_by_role("textbox", name="Transcript")
+            expect(transcript).not_to_have_value("")
+            expect(page.get_by_text("Real-time factor")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "transcribe.png"), full_page=True)
+        finally:
+            browser.close()
+    jobs = open_store(settings.db_path).list_jobs()
+    assert jobs[0].original_name == mp3.name and jobs[0].state.value == "done"
+    assert jobs[0].hotwords == ["天气"]
