@@ -112,7 +112,7 @@ def test_transcribe_page_uploads_an_mp3_and_shows_its_transcript(service, tmp_pa
             page.goto(base_url)
             page.get_by_role("heading", name="Transcribe a file").wait_for(timeout=60_000)
             page.locator("input[type=file]").set_input_files(str(mp3))
-            page.get_by_label("Hotwords (optional)").fill("天气")
+            page.get_by_role("textbox", name="Hotwords (optional)").fill("天气")
             page.get_by_role("button", name="Transcribe").click()
             expect(page.get_by_text("Done in")).to_be_visible(timeout=120_000)
             transcript = page.get_by_role("textbox", name="Transcript")
