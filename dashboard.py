@@ -27,6 +27,8 @@ def sidebar_status() -> None:
         st.markdown(f"**Worker:** {checks['worker']['detail']}")
     for reason in report["reasons"]:
         st.caption(reason)
+    if checks.get("model", {}).get("random_weights"):
+        st.warning("Random-weight test models are loaded: transcripts are meaningless.")
 
 
 with st.sidebar:

@@ -104,6 +104,7 @@ def web_argv(settings: Settings) -> list[str]:
         "--server.enableXsrfProtection", "true",
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
 
 
