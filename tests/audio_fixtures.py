@@ -108,7 +108,7 @@ def write_audio(
     return path
 
 
-def _synthetic_speech(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+def synthetic_speech(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     """A voiced, syllable-like signal: a gliding 100-200 Hz buzz with 16 harmonics, gated into
     about 4 syllables a second, at speech level (RMS 0.1)."""
     rng = np.random.default_rng(seed)
@@ -142,4 +142,12 @@ def speech(path: Path, text: str = "jin1 tian1 tian1 qi4 hen3 hao3") -> Path:
         if proc.returncode == 0 and path.exists() and path.stat().st_size > 44:
             return path
     syllables = max(1, len(text.split()))
-    return write_audio(path, _synthetic_speech(0.35 * syllables), 16000, "wav")
+    return write_audio(path, synthetic_speech(0.35 * syllables), 16000, "wav")
+
+
+def speech_samples(path: Path, text: str = "jin1 tian1 tian1 qi4 hen3 hao3") -> np.ndarray:
+    """`speech()` decoded by the service's own decoder: 16 kHz mono float32."""
+    from engine.audio import decode
+
+    samples, _info = decode(speech(path, text))
+    return samples

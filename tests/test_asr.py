@@ -7,7 +7,6 @@ meaningless but deterministic). The models are built once per session (tests/con
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -15,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,58 +34,18 @@ from engine.asr import (
     validate_model_dir,
 )
 from engine.errors import ModelError, ModelFilesMissingError, SeacoError
+from tests.audio_fixtures import speech_samples, synthetic_speech
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
 
 
 # --- audio ------------------------------------------------------------------------------------
-def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-like signal: a gliding 100-220 Hz buzz with formant-ish harmonics,
-    gated into ~4 syllables a second, at speech level (RMS ~0.07)."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    f0 = 150 + 50 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6))
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    formants = rng.uniform(0.2, 1.0, size=16)
-    voiced = sum(formants[k - 1] * np.sin(k * phase) / k for k in range(1, 17))
-    syllable = np.clip(np.sin(2 * np.pi * 4.0 * t) * 1.5, 0, 1) ** 0.5
-    signal = voiced * syllable + 0.003 * rng.standard_normal(n)
-    return (0.1 * signal / np.sqrt(np.mean(signal**2))).astype(np.float32)
-
-
-def espeak_speech(text: str) -> np.ndarray | None:
-    """Mandarin-like speech from espeak-ng when it is installed, resampled to 16 kHz."""
-    if shutil.which("espeak-ng") is None:
-        return None
-    import soundfile as sf
-
-    proc = subprocess.run(
-        ["espeak-ng", "-v", "cmn-latn-pinyin", "--stdout", text],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    if proc.returncode != 0 or not proc.stdout:
-        return None
-    samples, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32")
-    if samples.ndim > 1:
-        samples = samples.mean(axis=1)
-    if rate != SR:
-        import librosa
-
-        samples = librosa.resample(samples, orig_sr=rate, target_sr=SR)
-    return np.ascontiguousarray(samples, dtype=np.float32)
-
-
 @pytest.fixture(scope="module")
-def speech() -> np.ndarray:
+def speech(tmp_path_factory) -> np.ndarray:
     """About 3 s of speech (espeak-ng if present, else the synthetic voiced signal)."""
-    audio = espeak_speech("jin1 tian1 tian1 qi4 hen3 hao3, wo3 men5 qu4 gong1 yuan2 san4 bu4")
-    if audio is None:
-        return synthetic_speech(3.0)
-    return audio[: 3 * SR]
+    text = "jin1 tian1 tian1 qi4 hen3 hao3, wo3 men5 qu4 gong1 yuan2 san4 bu4"
+    return speech_samples(tmp_path_factory.mktemp("speech") / "speech.wav", text)[: 3 * SR]
 
 
 @pytest.fixture(scope="module")
@@ -234,12 +192,6 @@ def test_loaded_weights_are_the_built_ones(pipeline, tiny_models):
         assert all(torch.equal(saved[k], live[k].cpu()) for k in saved)
 
 
-def test_load_is_fast_for_tiny_models(tiny_models):
-    started = time.perf_counter()
-    AsrPipeline.load(*(str(tiny_models[k]) for k in ("asr", "vad", "punc")), device="cpu")
-    assert time.perf_counter() - started < 5.0
-
-
 # --- model directories ------------------------------------------------------------------------
 KIND_DIR = {"asr": "seaco-asr", "vad": "fsmn-vad", "punc": "ct-punc"}
 CASES = [(k, f) for k, files in (("asr", ASR_FILES), ("vad", VAD_FILES), ("punc", PUNC_FILES))
@@ -287,10 +239,8 @@ def test_missing_local_path_fails_fast_without_network(tiny_models, monkeypatch,
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    started = time.perf_counter()
     with pytest.raises(ModelError, match="no such directory"):
         AsrPipeline.load(spec, str(tiny_models["vad"]), str(tiny_models["punc"]))
-    assert time.perf_counter() - started < 1.0
 
 
 def test_resolve_model_spec(tiny_models, tmp_path):

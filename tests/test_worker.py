@@ -10,7 +10,7 @@ import pytest
 from engine.intake import audio_path_for, submit_upload
 from engine.jobs import JobState
 from engine.store import NewJob, open_store
-from tests.audio_fixtures import speech, tone, write_audio
+from tests.audio_fixtures import speech_samples, tone, write_audio
 from tests.conftest import make_settings
 from tests.procs import start, stop, wait_for
 
@@ -40,21 +40,9 @@ def upload(store, settings, path, **kw):
 
 
 def speech_file(tmp_path, fmt="mp3", text="jin1 tian1 tian1 qi4 hen3 hao3"):
-    wav = speech(tmp_path / f"speech-{fmt}.wav", text)
-    if fmt == "wav":
-        return wav
-    import av
-
-    with av.open(str(wav)) as container:
-        stream = container.streams.audio[0]
-        frames = [f.to_ndarray() for f in container.decode(stream)]
-        rate = stream.rate
-    import numpy as np
-
-    samples = np.concatenate(frames, axis=1).astype("float32")
-    if samples.dtype.kind != "f" or np.abs(samples).max() > 1.5:
-        samples = samples / 32768.0
-    return write_audio(tmp_path / f"speech.{fmt}", samples, rate, fmt)
+    """Speech from espeak-ng (see audio_fixtures.speech) in the given container format."""
+    samples = speech_samples(tmp_path / f"speech-{fmt}.wav", text)
+    return write_audio(tmp_path / f"speech.{fmt}", samples, 16000, fmt)
 
 
 def test_worker_process_takes_an_uploaded_mp3_to_done(tmp_path, model_settings):
