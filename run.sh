@@ -43,19 +43,29 @@ wait_for_health() {
     "$PY" - "$url" <<'PYEOF'
 import json, sys, time, urllib.error, urllib.request
 url = sys.argv[1]
-deadline = time.monotonic() + 180
-while True:
+deadline = time.monotonic() + 300
+
+
+def settled(report):
+    """Wait past start-up: until the models are loaded or have failed to load."""
+    detail = report.get("checks", {}).get("model", {}).get("detail", "")
+    return report.get("status") == "ok" or detail.startswith("Models could not be loaded")
+
+
+report = {}
+while time.monotonic() < deadline:
     try:
         with urllib.request.urlopen(url + "/health", timeout=5) as r:
             report = json.load(r)
-        break
     except urllib.error.HTTPError as e:  # 503 still carries the report
         report = json.load(e)
-        break
     except OSError:
-        if time.monotonic() > deadline:
-            sys.exit(f"no answer from {url}/health after 180 s; see the log")
-        time.sleep(1)
+        pass
+    if settled(report):
+        break
+    time.sleep(1)
+if not report:
+    sys.exit(f"no answer from {url}/health after 300 s; see the log")
 print(f"dashboard: {url}")
 print(f"health:    {report['status']}")
 for reason in report.get("reasons", []):

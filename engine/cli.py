@@ -45,7 +45,7 @@ def cmd_models_build_test(args: argparse.Namespace) -> int:
     print(f"Built RANDOM-WEIGHT {args.size} test models in {time.monotonic() - started:.1f} s.")
     print("They run the real FunASR code but their text is meaningless. Use them with:")
     for kind, path in paths.items():
-        print(f"  SEACO_{kind.upper()}_MODEL={path}")
+        print(f"  SEACO_{kind.upper()}_MODEL={path.resolve()}")
     return 0
 
 
