@@ -26,6 +26,7 @@ import numpy as np
 
 from engine.errors import ModelError, ModelFilesMissingError
 from engine.hotwords import hotword_argument, merge_hotwords, parse_hotwords
+from engine.jobs import Sentence  # one sentence type from model to store to page
 
 log = logging.getLogger(__name__)
 
@@ -150,17 +151,6 @@ def is_random_weight_model(path_or_id: str) -> bool:
 
 
 # --- results --------------------------------------------------------------------------------
-@dataclass
-class Sentence:
-    """One sentence of the punctuated text (split after every punctuation mark, as funasr
-    does) with the start of its first and the end of its last character, in ms from the
-    start of the audio."""
-
-    text: str
-    start_ms: int
-    end_ms: int
-
-
 @dataclass
 class Transcript:
     """The result of one `AsrPipeline.transcribe` call.

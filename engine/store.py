@@ -293,15 +293,6 @@ class Store:
             counts[row[0]] = row[1]
         return counts
 
-    def recent_throughput(self, window_ms: int = 3_600_000, now: int | None = None) -> float:
-        """Jobs finished per second over the window (for Retry-After estimates)."""
-        now = now_ms() if now is None else now
-        done = self.conn.execute(
-            "SELECT count(*) FROM jobs WHERE state IN ('done', 'failed') AND finished_at >= ?",
-            (now - window_ms,),
-        ).fetchone()[0]
-        return done / (window_ms / 1000)
-
     # --- the worker's side: claim, lease, finish ---------------------------------------------
     def claim(self, owner: str, lease_s: int, now: int | None = None) -> Job | None:
         """Take the next queued job (highest priority, then oldest) under a lease."""

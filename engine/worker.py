@@ -34,6 +34,7 @@ from engine.jobs import Job
 from engine.store import JobResult, Store, open_store
 
 log = logging.getLogger("seaco.worker")
+WORKER_ROWS_KEPT_MS = 7 * 24 * 3600 * 1000  # each (re)start adds a row; keep a week of them
 
 
 class Pipeline(Protocol):
@@ -63,6 +64,8 @@ def user_error(exc: BaseException) -> str:
     anything else is a bug or a resource problem, named with its class."""
     if isinstance(exc, SeacoError):
         return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return "The job's audio file is missing from the data directory (deleted or moved)."
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return (
             "Recognition ran out of memory on this file. Try a shorter file, or lower "
@@ -102,6 +105,7 @@ class Worker:
     def initialize(self) -> None:
         self.settings.ensure_dirs()
         self.store.register_worker(self.id, os.getpid(), socket.gethostname())
+        self.store.prune_workers(older_than_ms=WORKER_ROWS_KEPT_MS)
         self.recover()
         self.store.add_event("worker.start", f"Worker {self.id} started.")
 

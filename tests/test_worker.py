@@ -81,6 +81,11 @@ def test_a_bad_file_fails_with_a_reason_and_the_next_job_still_runs(tmp_path, mo
                original_name="broken.wav"),
         queue_max=20, max_attempts=3,
     )  # fmt: skip
+    missing = store.submit(
+        NewJob(audio_sha256="e" * 64, audio_path=audio_path_for("e" * 64), audio_bytes=10,
+               original_name="gone.wav"),
+        queue_max=20, max_attempts=3,
+    )  # fmt: skip
     silent = upload(
         store, model_settings, write_audio(tmp_path / "silence.wav", tone(2, amp=0.0), 16000, "wav")
     )
@@ -93,6 +98,8 @@ def test_a_bad_file_fails_with_a_reason_and_the_next_job_still_runs(tmp_path, mo
     assert failed.state is JobState.FAILED
     assert failed.error and "Traceback" not in failed.error
     assert failed.error_class in ("CorruptAudioError", "NotAudioError", "EmptyAudioError")
+    gone = store.get(missing.id)
+    assert gone.state is JobState.FAILED and "audio file is missing" in gone.error
     quiet = store.get(silent.id)
     assert quiet.state is JobState.DONE and quiet.text == "" and quiet.sentences == []
     assert store.get(good.id).state is JobState.DONE
