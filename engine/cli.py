@@ -96,7 +96,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     for name, (_default, doc) in SETTINGS_DOC.items():
-        value = getattr(settings, name.lower())
+        value = settings.display_value(name)
         print(f"SEACO_{name}={value}    # {settings.sources[name]}: {doc}")
     return 0
 

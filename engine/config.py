@@ -42,7 +42,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "HEARTBEAT_S": ("5", "Seconds between worker heartbeats."),
     "IDLE_POLL_MS": ("50", "How often an idle worker looks for new work, in ms."),
     "MODEL_RETRY_S": ("60", "Seconds between attempts to load a model that failed to load."),
+    "API_TOKENS": ("", "Comma-separated bearer tokens for /api and /v1; empty means no auth."),
+    "SYNC_TIMEOUT_S": ("300", "How long POST /v1/audio/transcriptions waits for its result."),
 }
+SECRET_SETTINGS = {"API_TOKENS"}
 
 
 def _int(name: str, raw: str, minimum: int) -> int:
@@ -75,6 +78,8 @@ class Settings:
     heartbeat_s: int
     idle_poll_ms: int
     model_retry_s: int
+    api_tokens: str
+    sync_timeout_s: int
     # where each value came from, for the System page: "env", ".env" or "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -101,6 +106,17 @@ class Settings:
     @property
     def torch_threads(self) -> int:
         return self.ncpu or min(os.cpu_count() or 1, 8)
+
+    @property
+    def token_list(self) -> list[str]:
+        return [t.strip() for t in self.api_tokens.split(",") if t.strip()]
+
+    def display_value(self, name: str) -> str:
+        """A setting's value for pages and `seaco config`: secrets are masked."""
+        value = str(getattr(self, name.lower()))
+        if name in SECRET_SETTINGS and value:
+            return f"({len(self.token_list)} set)"
+        return value
 
     def ensure_dirs(self) -> None:
         for directory in (self.data_dir, self.audio_dir, self.log_dir, self.tmp_dir):
@@ -164,5 +180,7 @@ def load_settings(
         heartbeat_s=_int("HEARTBEAT_S", raw["HEARTBEAT_S"], 1),
         idle_poll_ms=_int("IDLE_POLL_MS", raw["IDLE_POLL_MS"], 5),
         model_retry_s=_int("MODEL_RETRY_S", raw["MODEL_RETRY_S"], 1),
+        api_tokens=raw["API_TOKENS"].strip(),
+        sync_timeout_s=_int("SYNC_TIMEOUT_S", raw["SYNC_TIMEOUT_S"], 1),
         sources=sources,
     )

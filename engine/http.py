@@ -1,13 +1,17 @@
-"""HTTP routes served on the dashboard's port (Streamlit's st.App accepts Starlette routes)."""
+"""HTTP routes served on the dashboard's port (Streamlit's st.App accepts Starlette routes):
+/health, /metrics, the jobs API under /api and the OpenAI-compatible API under /v1."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from engine import service
+from engine.api import BodyLimit, create_api
 from engine.health import health, http_status
+from engine.metrics import CONTENT_TYPE, render_metrics
+from engine.openai_compat import create_openai_api
 
 
 def health_endpoint(_request: Request) -> JSONResponse:
@@ -16,5 +20,14 @@ def health_endpoint(_request: Request) -> JSONResponse:
     return JSONResponse(report, status_code=http_status(report))
 
 
-def routes() -> list[Route]:
-    return [Route("/health", health_endpoint, methods=["GET"])]
+def metrics_endpoint(_request: Request) -> Response:
+    return Response(render_metrics(service.store(), service.settings()), media_type=CONTENT_TYPE)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/health", health_endpoint, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/api", app=BodyLimit(create_api())),
+        Mount("/v1", app=BodyLimit(create_openai_api())),
+    ]

@@ -251,20 +251,60 @@ class Store:
         ]
         return Job.from_row(rows[0], sentences)
 
+    @staticmethod
+    def _job_filter(state: JobState | str | None, batch_id: str | None) -> tuple[str, list]:
+        clauses, params = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(JobState(state).value)
+        if batch_id is not None:
+            clauses.append("batch_id = ?")
+            params.append(batch_id)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
     def list_jobs(
-        self, *, state: JobState | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        state: JobState | str | None = None,
+        batch_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[Job]:
+        """Newest first. Limits are clamped, not trusted: 0..1000 rows from offset >= 0."""
+        where, params = self._job_filter(state, batch_id)
         limit, offset = max(0, min(limit, 1000)), max(0, offset)
-        if state is None:
-            rows = self._rows(
-                "SELECT * FROM jobs ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
-            )
-        else:
-            rows = self._rows(
-                "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-                (JobState(state).value, limit, offset),
-            )
+        rows = self._rows(
+            f"SELECT * FROM jobs{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
         return [Job.from_row(r) for r in rows]
+
+    def count_jobs(
+        self, *, state: JobState | str | None = None, batch_id: str | None = None
+    ) -> int:
+        where, params = self._job_filter(state, batch_id)
+        return self.conn.execute(f"SELECT count(*) FROM jobs{where}", params).fetchone()[0]
+
+    def delete_job(self, job_id: int) -> str | None:
+        """Delete a job that is not running, with its sentences and index rows. Returns the
+        audio path (relative to the data dir) when no other job uses that file any more, so
+        the caller can remove it; None otherwise."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT state, audio_sha256, audio_path FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                raise JobNotFoundError(f"There is no job {job_id}.")
+            if row[0] == JobState.RUNNING.value:
+                raise InvalidJobStateError(
+                    f"Job {job_id} is running; cancel it first, then delete it."
+                )
+            conn.execute("DELETE FROM transcript_fts WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # sentences cascade
+            others = conn.execute(
+                "SELECT count(*) FROM jobs WHERE audio_sha256 = ?", (row[1],)
+            ).fetchone()[0]
+        return None if others else row[2]
 
     def queue_depth(self) -> int:
         return self.conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
@@ -292,6 +332,36 @@ class Store:
         for row in self.conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
             counts[row[0]] = row[1]
         return counts
+
+    def recent_throughput(self, window_ms: int = 3_600_000, now: int | None = None) -> float:
+        """Jobs finished per second over the window (for Retry-After estimates)."""
+        now = now_ms() if now is None else now
+        finished = self.conn.execute(
+            "SELECT count(*) FROM jobs WHERE state IN ('done', 'failed') AND finished_at >= ?",
+            (now - window_ms,),
+        ).fetchone()[0]
+        return finished / (window_ms / 1000)
+
+    def latency_buckets(self, column: str, bounds_ms: list[int]) -> tuple[list[int], int, int]:
+        """For a Prometheus histogram over finished jobs: cumulative counts at each bound,
+        the total count and the sum (ms), in one scan."""
+        if column not in ("queue_wait_ms", "total_ms", "inference_ms", "decode_ms"):
+            raise ValueError(f"not a latency column: {column}")
+        cases = ", ".join(f"sum({column} <= {int(b)})" for b in bounds_ms)
+        row = self.conn.execute(
+            f"SELECT {cases}, count({column}), coalesce(sum({column}), 0) FROM jobs"
+            f" WHERE state = 'done' AND {column} IS NOT NULL"
+        ).fetchone()
+        values = [v or 0 for v in row]
+        return values[:-2], values[-2], values[-1]
+
+    def processed_totals(self) -> dict[str, float]:
+        """Audio seconds and processing seconds over all done jobs (for RTF and throughput)."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(duration_ms), 0), coalesce(sum(total_ms), 0) FROM jobs"
+            " WHERE state = 'done'"
+        ).fetchone()
+        return {"audio_s": row[0] / 1000, "processing_s": row[1] / 1000}
 
     # --- the worker's side: claim, lease, finish ---------------------------------------------
     def claim(self, owner: str, lease_s: int, now: int | None = None) -> Job | None:

@@ -42,7 +42,7 @@ st.dataframe(
     [
         {
             "setting": f"SEACO_{name}",
-            "value": str(getattr(settings, name.lower())),
+            "value": settings.display_value(name),
             "from": settings.sources.get(name, "default"),
             "meaning": doc,
         }

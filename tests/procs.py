@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -58,3 +61,26 @@ def stop(proc: subprocess.Popen, timeout: float = 60) -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return proc.returncode
+
+
+def get_health(base_url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(base_url + "/health", timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+    except OSError:
+        return 0, {}
+
+
+def serve(tmp_path: Path, name: str, **overrides: str):
+    """`seaco serve` on a free port with its own data dir; returns (settings, proc, url)."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path / name, port=str(free_port()), device="cpu", ncpu="1", heartbeat_s="1",
+        lease_s="5", **overrides,
+    )  # fmt: skip
+    settings.ensure_dirs()
+    proc = start(["serve"], settings, tmp_path / f"{name}.log")
+    return settings, proc, f"http://127.0.0.1:{settings.port}"

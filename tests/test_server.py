@@ -3,42 +3,18 @@ checked over real HTTP and, for the Transcribe page, in a real headless Chromium
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import urllib.error
-import urllib.request
 
 import pytest
 
 from engine.store import open_store
-from tests.conftest import make_settings
-from tests.procs import free_port, start, stop, wait_for
+from tests.procs import get_health, serve, stop, wait_for
 from tests.test_worker import speech_file
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")
-
-
-def get_health(base_url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(base_url + "/health", timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-    except OSError:
-        return 0, {}
-
-
-def serve(tmp_path, name: str, **overrides: str):
-    settings = make_settings(
-        tmp_path / name, port=str(free_port()), device="cpu", ncpu="1", heartbeat_s="1",
-        lease_s="5", **overrides,
-    )  # fmt: skip
-    settings.ensure_dirs()
-    proc = start(["serve"], settings, tmp_path / f"{name}.log")
-    return settings, proc, f"http://127.0.0.1:{settings.port}"
 
 
 @pytest.fixture(scope="module")
