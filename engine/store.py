@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 import threading
+import unicodedata
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,6 +124,8 @@ def fts_query(query: str) -> str | None:
     Quoting every term means no user input is ever parsed as FTS5 syntax, so a malformed
     query cannot raise; a term with no letters or digits is dropped.
     """
+    # Control characters (NUL above all, which ends the query inside SQLite) are not words.
+    query = "".join(ch for ch in query if unicodedata.category(ch)[0] != "C")
     phrases = []
     for term in query.split():
         body = fts_body(term)

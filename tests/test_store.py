@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
 from engine.jobs import JobState, Sentence
@@ -221,3 +223,11 @@ def test_two_processes_claim_concurrently_without_double_claims(settings):
     claimed = results[0] + results[1]
     assert sorted(claimed) == sorted(ids)  # every job exactly once, no "database is locked"
     assert store.counts_by_state()["done"] == 200
+
+
+@given(query=st.text(max_size=40))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_no_search_query_raises(store, query):
+    store.search(query)
