@@ -62,9 +62,10 @@ def error_body(code: str, message: str, status: int, **extra: Any) -> dict[str, 
 
 
 def retry_after_s(store: Store, settings: Settings) -> int:
-    """Seconds until the queue has room, from the last hour's throughput (30 s without data)."""
-    rate = store.recent_throughput()
-    if rate <= 0:
+    """Seconds until the queue has room: the jobs that must finish first times the mean time
+    of recent jobs (30 s before any job has finished), within 1 s .. 1 h."""
+    mean_s = store.mean_processing_s()
+    if mean_s is None:
         return RETRY_AFTER_DEFAULT_S
-    waiting = store.queue_depth() - settings.queue_max + 1
-    return max(1, min(RETRY_AFTER_MAX_S, math.ceil(max(waiting, 1) / rate)))
+    must_finish = max(1, store.queue_depth() - settings.queue_max + 1)
+    return max(1, min(RETRY_AFTER_MAX_S, math.ceil(must_finish * mean_s)))

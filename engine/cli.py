@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,34 +51,30 @@ def cmd_models_build_test(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from engine.intake import submit_upload
-    from engine.store import open_store
-    from engine.ui import job_status_line
+    from engine.client import ApiClient, ApiError, default_url, submit_files
 
     settings = load_settings()
-    settings.ensure_dirs()
-    store = open_store(settings.db_path)
-    jobs = []
-    for name in args.files:
-        with open(name, "rb") as stream:
-            job = submit_upload(
-                store, settings, stream, Path(name).name, hotwords=args.hotwords, source="cli"
-            )
-        print(f"job {job.id}: queued ({name})")
-        jobs.append(job.id)
-    if not args.wait:
-        return 0
-    pending = set(jobs)
-    while pending:
-        for job_id in sorted(pending):
-            job = store.get(job_id)
-            if job.state.is_final:
-                pending.discard(job_id)
-                print(f"job {job_id}: {job_status_line(job, None)}")
-                if job.text is not None:
-                    print(job.text)
-        time.sleep(0.5)
-    return 0 if all(store.get(j).state.value == "done" for j in jobs) else 1
+    token = args.token or os.environ.get("SEACO_API_TOKEN") or next(iter(settings.token_list), None)
+    client = ApiClient(args.url or default_url(settings), token)
+    paths = [Path(p) for p in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        jobs = submit_files(
+            client, paths, hotwords=args.hotwords, wait=args.wait, fmt=args.format,
+            out_dir=Path(args.out) if args.out else None,
+        )  # fmt: skip
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the service is not running, or not at that address
+        print(f"error: cannot reach {client.base_url}: {exc}", file=sys.stderr)
+        return 2
+    if args.wait and any(j.state != "done" for j in jobs):
+        return 1
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -137,10 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_models_build_test)
 
-    p = sub.add_parser("submit", help="queue audio files (directly in the local store)")
+    p = sub.add_parser("submit", help="queue audio files through the HTTP API")
     p.add_argument("files", nargs="+")
     p.add_argument("--hotwords", default=None, help="e.g. '科哥,Paraformer'")
     p.add_argument("--wait", action="store_true", help="wait for the results and print them")
+    p.add_argument(
+        "--format", choices=["txt", "srt", "vtt", "json", "csv", "docx"], default=None,
+        help="with --wait: fetch each transcript in this format",
+    )  # fmt: skip
+    p.add_argument("--out", default=None, help="with --format: write files here (else stdout)")
+    p.add_argument("--url", default=None, help="service URL (default from SEACO_HOST/PORT)")
+    p.add_argument("--token", default=None, help="API token (default SEACO_API_TOKEN)")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("status", help="print the health report and job counts as JSON")

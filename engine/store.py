@@ -13,8 +13,8 @@ import json
 import re
 import sqlite3
 import threading
-import unicodedata
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -336,14 +336,14 @@ class Store:
             counts[row[0]] = row[1]
         return counts
 
-    def recent_throughput(self, window_ms: int = 3_600_000, now: int | None = None) -> float:
-        """Jobs finished per second over the window (for Retry-After estimates)."""
-        now = now_ms() if now is None else now
-        finished = self.conn.execute(
-            "SELECT count(*) FROM jobs WHERE state IN ('done', 'failed') AND finished_at >= ?",
-            (now - window_ms,),
-        ).fetchone()[0]
-        return finished / (window_ms / 1000)
+    def mean_processing_s(self, last_n: int = 20) -> float | None:
+        """Mean start-to-finish time of the last finished jobs (None before the first)."""
+        row = self.conn.execute(
+            "SELECT avg(total_ms) FROM (SELECT total_ms FROM jobs WHERE state = 'done'"
+            " AND total_ms IS NOT NULL ORDER BY finished_at DESC LIMIT ?)",
+            (last_n,),
+        ).fetchone()
+        return None if row[0] is None else row[0] / 1000
 
     def latency_buckets(self, column: str, bounds_ms: list[int]) -> tuple[list[int], int, int]:
         """For a Prometheus histogram over finished jobs: cumulative counts at each bound,

@@ -231,3 +231,12 @@ def test_two_processes_claim_concurrently_without_double_claims(settings):
 )
 def test_no_search_query_raises(store, query):
     store.search(query)
+
+
+def test_mean_processing_time_of_recent_jobs(store):
+    assert store.mean_processing_s() is None
+    for n, (start, end) in enumerate([(0, 2_000), (10_000, 14_000)]):
+        job = submit(store, n)
+        store.claim("w", 30, now=start)
+        store.complete(job.id, "w", 1, result(), now=end)
+    assert store.mean_processing_s() == 3.0
