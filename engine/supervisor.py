@@ -195,10 +195,11 @@ def serve(settings: Settings) -> int:
     log_path = check_log_dir(settings)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
-            "listening on %s: the dashboard has no login; anyone who can reach this address "
-            "can upload audio and read transcripts. Put it behind an authenticating reverse "
-            "proxy (see README, Security).",
+            "listening on %s: the dashboard has no login, so anyone who can reach this address "
+            "can upload audio and read transcripts; put it behind an authenticating reverse "
+            "proxy (README, Security).%s",
             settings.host,
+            "" if settings.token_list else " SEACO_API_TOKENS is empty: /api and /v1 are open too.",
         )
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
     file_handler.setFormatter(logging.getLogger().handlers[0].formatter)
