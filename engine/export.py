@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from engine.errors import SeacoError
 from engine.jobs import Job, JobState
+from engine.ui import format_ms
 
 # format -> (media type for Content-Type, file extension)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -210,12 +211,12 @@ def _docx(job: Job) -> bytes:
 
     document.add_heading(title, level=0)
     hotwords = job.effective_hotwords if job.effective_hotwords is not None else job.hotwords
-    processing = _duration(job.total_ms)
+    processing = format_ms(job.total_ms)
     if job.rtf is not None:
         processing += f" (real-time factor {job.rtf:.3f})"
     rows = [
         ("Job", str(job.id)),
-        ("Duration", _duration(job.duration_ms)),
+        ("Duration", format_ms(job.duration_ms)),
         ("Confidence", "–" if job.confidence is None else f"{job.confidence:.2f}"),
         ("Hotwords", ", ".join(_clean(h) for h in hotwords) if hotwords else "none"),
         ("Processing time", processing),
@@ -313,16 +314,6 @@ def _clock(ms: int, sep: str | None) -> str:
     seconds, millis = divmod(rest, 1000)
     clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
     return clock if sep is None else f"{clock}{sep}{millis:03d}"
-
-
-def _duration(ms: int | None) -> str:
-    if ms is None:
-        return "–"
-    if ms < 60_000:
-        return f"{ms / 1000:.2f} s"
-    minutes, seconds = divmod(round(ms / 1000), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min {seconds} s" if hours else f"{minutes} min {seconds} s"
 
 
 def _utc(epoch_ms: int | None) -> dt.datetime:
