@@ -49,3 +49,20 @@ def hotword_argument(hotwords: list[str]) -> str | None:
     """What funasr's generate() expects: a space-separated string, or None for none.
     (An empty string would still switch the bias path on.)"""
     return " ".join(hotwords) if hotwords else None
+
+
+DEFAULT_HOTWORDS_KEY = "default_hotwords"
+
+
+def default_hotwords(store, settings) -> list[str]:
+    """The operator's default list: as edited in the dashboard (kept in the store), else
+    SEACO_HOTWORDS. Read per job, so an edit applies to the next job without a restart."""
+    stored = store.get_setting(DEFAULT_HOTWORDS_KEY)
+    return parse_hotwords(settings.hotwords if stored is None else stored)
+
+
+def save_default_hotwords(store, text: str) -> list[str]:
+    """Store the operator's list (normalised) and return it."""
+    words = parse_hotwords(text)
+    store.set_setting(DEFAULT_HOTWORDS_KEY, ", ".join(words))
+    return words

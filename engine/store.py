@@ -76,6 +76,17 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class JobFilter:
+    """What the Jobs page and the API can filter on; None means any."""
+
+    state: JobState | str | None = None
+    batch_id: str | None = None
+    submitted_from: int | None = None  # epoch ms, inclusive
+    submitted_to: int | None = None  # epoch ms, exclusive
+    name_contains: str | None = None
+
+
+@dataclass(frozen=True)
 class Recovery:
     requeued: list[int]
     poisoned: list[int]
@@ -255,14 +266,24 @@ class Store:
         return Job.from_row(rows[0], sentences)
 
     @staticmethod
-    def _job_filter(state: JobState | str | None, batch_id: str | None) -> tuple[str, list]:
+    def _job_filter(f: JobFilter) -> tuple[str, list]:
         clauses, params = [], []
-        if state is not None:
+        if f.state is not None:
             clauses.append("state = ?")
-            params.append(JobState(state).value)
-        if batch_id is not None:
+            params.append(JobState(f.state).value)
+        if f.batch_id is not None:
             clauses.append("batch_id = ?")
-            params.append(batch_id)
+            params.append(f.batch_id)
+        if f.submitted_from is not None:
+            clauses.append("submitted_at >= ?")
+            params.append(int(f.submitted_from))
+        if f.submitted_to is not None:
+            clauses.append("submitted_at < ?")
+            params.append(int(f.submitted_to))
+        if f.name_contains:
+            escaped = f.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("original_name LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def list_jobs(
@@ -272,21 +293,85 @@ class Store:
         batch_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        where: JobFilter | None = None,
     ) -> list[Job]:
-        """Newest first. Limits are clamped, not trusted: 0..1000 rows from offset >= 0."""
-        where, params = self._job_filter(state, batch_id)
-        limit, offset = max(0, min(limit, 1000)), max(0, offset)
+        """Newest first. Limits are clamped, not trusted: 0..1000 rows from offset >= 0.
+        `state`/`batch_id` are shorthands for the same fields of `where`."""
+        f = where or JobFilter(state=state, batch_id=batch_id)
+        clause, params = self._job_filter(f)
+        limit, offset = max(0, min(limit, 1000)), max(0, min(offset, 2**62))
         rows = self._rows(
-            f"SELECT * FROM jobs{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT * FROM jobs{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [Job.from_row(r) for r in rows]
 
     def count_jobs(
-        self, *, state: JobState | str | None = None, batch_id: str | None = None
+        self,
+        *,
+        state: JobState | str | None = None,
+        batch_id: str | None = None,
+        where: JobFilter | None = None,
     ) -> int:
-        where, params = self._job_filter(state, batch_id)
-        return self.conn.execute(f"SELECT count(*) FROM jobs{where}", params).fetchone()[0]
+        clause, params = self._job_filter(where or JobFilter(state=state, batch_id=batch_id))
+        return self.conn.execute(f"SELECT count(*) FROM jobs{clause}", params).fetchone()[0]
+
+    def retry(self, job_id: int, *, queue_max: int, now: int | None = None) -> Job:
+        """Queue a failed or cancelled job again, as if new (attempts and error cleared)."""
+        now = now_ms() if now is None else now
+        with self._write() as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFoundError(f"There is no job {job_id}.")
+            if row[0] not in (JobState.FAILED.value, JobState.CANCELLED.value):
+                raise InvalidJobStateError(
+                    f"Job {job_id} is {row[0]}; only failed or cancelled jobs can be retried."
+                )
+            depth = conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+            if depth >= queue_max:
+                raise QueueFullError(
+                    f"The queue is full ({depth} jobs waiting, limit {queue_max}). "
+                    "Try again in a little while."
+                )
+            conn.execute(
+                """UPDATE jobs SET state = 'queued', attempts = 0, cancel_requested = 0,
+                       error = NULL, error_class = NULL, started_at = NULL, finished_at = NULL,
+                       stage = NULL, queue_wait_ms = NULL, decode_ms = NULL,
+                       inference_ms = NULL, total_ms = NULL, rtf = NULL,
+                       submitted_at = ?, updated_at = ? WHERE id = ?""",
+                (now, now, job_id),
+            )
+        return self.get(job_id)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        counts = {s.value: 0 for s in JobState}
+        for row in self.conn.execute(
+            "SELECT state, count(*) FROM jobs WHERE batch_id = ? GROUP BY state", (batch_id,)
+        ):
+            counts[row[0]] = row[1]
+        return counts
+
+    # --- operator settings ---------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings_kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO settings_kv (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (key, value, now_ms()),
+            )
+
+    def database_bytes(self) -> int:
+        """jobs.db with its WAL, for the System page."""
+        return sum(
+            p.stat().st_size
+            for p in (self.db_path, self.db_path.with_name(self.db_path.name + "-wal"))
+            if p.exists()
+        )
 
     def delete_job(self, job_id: int) -> str | None:
         """Delete a job that is not running, with its sentences and index rows. Returns the

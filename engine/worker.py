@@ -29,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine import audio
 from engine.config import Settings
 from engine.errors import SeacoError
-from engine.hotwords import merge_hotwords
+from engine.hotwords import default_hotwords, merge_hotwords
 from engine.jobs import Job
 from engine.store import JobResult, Store, open_store
 
@@ -201,7 +201,7 @@ class Worker:
             )
             decode_ms = round((time.monotonic() - started) * 1000)
             self.store.set_stage(job.id, self.id, "recognising")
-            hotwords = merge_hotwords(job.hotwords, self.settings.hotwords)
+            hotwords = merge_hotwords(job.hotwords, default_hotwords(self.store, self.settings))
             started = time.monotonic()
             assert self.pipeline is not None
             transcript = self.pipeline.transcribe(samples, hotwords)

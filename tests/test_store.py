@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
 from engine.jobs import JobState, Sentence
-from engine.store import SCHEMA_DIR, JobResult, NewJob, Store, open_store
+from engine.store import SCHEMA_DIR, JobFilter, JobResult, NewJob, Store, open_store
+
+LATEST = max(int(p.name[:3]) for p in SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"))
 
 
 def new_job(n: int = 0, **kw) -> NewJob:
@@ -67,7 +69,7 @@ def test_a_failing_migration_leaves_nothing_half_applied(settings, tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         broken.migrate()
     assert "half" not in broken.db.table_names()
-    assert broken.schema_version() == 1
+    assert broken.schema_version() == LATEST
 
 
 def test_lifecycle_queued_running_done(store):
@@ -240,3 +242,37 @@ def test_mean_processing_time_of_recent_jobs(store):
         store.claim("w", 30, now=start)
         store.complete(job.id, "w", 1, result(), now=end)
     assert store.mean_processing_s() == 3.0
+
+
+def test_filters_by_time_name_and_state_with_like_metacharacters_escaped(store):
+    a = store.submit(new_job(1), queue_max=100, max_attempts=3, now=1_000)
+    b = store.submit(
+        NewJob(audio_sha256="b" * 64, audio_path="x", audio_bytes=1, original_name="100%_会议.wav"),
+        queue_max=100, max_attempts=3, now=5_000,
+    )  # fmt: skip
+    assert [j.id for j in store.list_jobs(where=JobFilter(name_contains="%_"))] == [b.id]
+    assert [j.id for j in store.list_jobs(where=JobFilter(name_contains="会议"))] == [b.id]
+    assert store.count_jobs(where=JobFilter(name_contains="_")) == 1
+    assert [j.id for j in store.list_jobs(where=JobFilter(submitted_to=5_000))] == [a.id]
+    assert [j.id for j in store.list_jobs(where=JobFilter(submitted_from=5_000))] == [b.id]
+    assert store.list_jobs(where=JobFilter(state="done")) == []
+    assert store.list_jobs(limit=-5, offset=-1) == [] and len(store.list_jobs(offset=0)) == 2
+
+
+def test_retry_requeues_failed_jobs_only(store):
+    job = submit(store)
+    store.claim("w", 30)
+    store.fail(job.id, "w", 1, "broken", "CorruptAudioError")
+    again = store.retry(job.id, queue_max=10)
+    assert again.state is JobState.QUEUED and again.attempts == 0 and again.error is None
+    with pytest.raises(InvalidJobStateError, match="only failed or cancelled"):
+        store.retry(job.id, queue_max=10)
+
+
+def test_default_hotwords_edited_in_the_store_win_over_the_environment(store, settings):
+    from engine.hotwords import default_hotwords, save_default_hotwords
+
+    assert default_hotwords(store, settings) == []
+    assert save_default_hotwords(store, "科哥，Paraformer 科哥") == ["科哥", "Paraformer"]
+    assert default_hotwords(store, settings) == ["科哥", "Paraformer"]
+    assert store.batch_counts("none")["queued"] == 0 and store.database_bytes() > 0
