@@ -10,6 +10,10 @@ st.set_page_config(page_title="SeACo ASR", page_icon="🎙️", layout="wide")
 page = st.navigation(
     [
         st.Page("pages/transcribe.py", title="Transcribe", icon="🎙️", default=True),
+        st.Page("pages/batch.py", title="Batch", icon="🗂️"),
+        st.Page("pages/live.py", title="Live", icon="🔴"),
+        st.Page("pages/jobs.py", title="Jobs", icon="🔎"),
+        st.Page("pages/hotwords.py", title="Hotwords", icon="🏷️"),
         st.Page("pages/system.py", title="System", icon="🖥️"),
     ]
 )

@@ -1,0 +1,5 @@
+"""batch page (being written)."""
+
+import streamlit as st
+
+st.title("Batch")

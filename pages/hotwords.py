@@ -1,0 +1,5 @@
+"""hotwords page (being written)."""
+
+import streamlit as st
+
+st.title("Hotwords")

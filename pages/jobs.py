@@ -1,0 +1,5 @@
+"""jobs page (being written)."""
+
+import streamlit as st
+
+st.title("Jobs")

@@ -1,0 +1,5 @@
+"""live page (being written)."""
+
+import streamlit as st
+
+st.title("Live")
