@@ -6,7 +6,6 @@ pool and SQLite and file I/O never block the event loop."""
 from __future__ import annotations
 
 import hmac
-import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -155,24 +154,19 @@ def create_api() -> FastAPI:
         hotwords: Hotwords = None,
         priority: Priority = 0,
     ) -> JSONResponse:
-        batch_id = uuid.uuid4().hex[:12]
-        accepted, rejected = [], []
-        for upload in files:
-            try:
-                job = submit_upload(
-                    service.store(), service.settings(), upload.file, upload.filename,
-                    hotwords=hotwords, priority=priority, batch_id=batch_id, source="api",
-                )  # fmt: skip
-                accepted.append(job_view(job, full=False))
-            except SeacoError as exc:
-                status = status_for(exc)
-                rejected.append(
-                    {"file": upload.filename, **error_body(error_code(exc), str(exc), status)}
-                )
+        batch = submit_batch(
+            service.store(), service.settings(), [(f.file, f.filename) for f in files],
+            hotwords=hotwords, priority=priority, source="api",
+        )  # fmt: skip
+        accepted = [job_view(job, full=False) for job in batch.accepted]
+        rejected = [
+            {"file": name, **error_body(error_code(exc), str(exc), status_for(exc))}
+            for name, exc in batch.rejected
+        ]
         if not accepted and rejected and all(r["error"]["status"] == 503 for r in rejected):
             raise QueueFullError(rejected[0]["error"]["message"])
         status = 202 if accepted else 400
-        body = {"batch_id": batch_id, "jobs": accepted, "rejected": rejected}
+        body = {"batch_id": batch.batch_id, "jobs": accepted, "rejected": rejected}
         return JSONResponse(body, status_code=status)
 
     @api.get("/v1/jobs", summary="List jobs, newest first")

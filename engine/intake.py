@@ -14,14 +14,15 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from engine import audio
 from engine.config import Settings
-from engine.errors import AudioTooLargeError, QueueFullError
+from engine.errors import AudioTooLargeError, QueueFullError, SeacoError
 from engine.hotwords import parse_hotwords
-from engine.jobs import PRIORITY_NORMAL, Job
+from engine.jobs import PRIORITY_BATCH, PRIORITY_NORMAL, Job
 from engine.store import NewJob, Store
 
 CHUNK = 1024 * 1024
@@ -127,3 +128,43 @@ def submit_upload(
         if store.audio_references(sha256) == 0:
             final.unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    batch_id: str
+    accepted: list[Job]
+    rejected: list[tuple[str, SeacoError]]  # (file name, why)
+
+
+def submit_batch(
+    store: Store,
+    settings: Settings,
+    files: Iterable[tuple[BinaryIO, str | None]],
+    *,
+    hotwords: str | Iterable[str] | None = None,
+    priority: int = PRIORITY_BATCH,
+    source: str = "web",
+) -> BatchSubmission:
+    """Queue several files under one batch id. A bad file is reported and the rest go on;
+    once the queue is full the remaining files are reported as refused, not dropped silently."""
+    batch_id = uuid.uuid4().hex[:12]
+    accepted: list[Job] = []
+    rejected: list[tuple[str, SeacoError]] = []
+    for stream, name in files:
+        try:
+            accepted.append(
+                submit_upload(
+                    store,
+                    settings,
+                    stream,
+                    name,
+                    hotwords=hotwords,
+                    priority=priority,
+                    batch_id=batch_id,
+                    source=source,
+                )  # fmt: skip
+            )
+        except SeacoError as exc:
+            rejected.append((display_name(name), exc))
+    return BatchSubmission(batch_id, accepted, rejected)

@@ -81,3 +81,56 @@ def job_metrics(job: Job) -> dict[str, str]:
         "Confidence": confidence,
         "Queue wait": format_ms(job.queue_wait_ms),
     }
+
+
+STATE_ICON = {"queued": "⏳", "running": "⚙️", "done": "✅", "failed": "❌", "cancelled": "🚫"}
+PROGRESS = {"decoding": 0.1, "recognising": 0.5, "saving": 0.95}
+
+
+def job_progress(job: Job) -> float:
+    """0..1 for a progress column: by stage while running, 1 once final."""
+    if job.state.is_final:
+        return 1.0
+    return PROGRESS.get(job.stage or "", 0.0) if job.state is JobState.RUNNING else 0.0
+
+
+def batch_rows(jobs: list[Job]) -> list[dict[str, Any]]:
+    """One row per file for the Batch page's live table (oldest first)."""
+    return [
+        {
+            "job": j.id,
+            "file": j.original_name,
+            "state": f"{STATE_ICON[j.state.value]} {j.state.value}",
+            "progress": job_progress(j),
+            "audio": format_ms(j.duration_ms),
+            "processing": format_ms(j.total_ms),
+            "result": (j.error or "") if j.state is JobState.FAILED else (j.text or "")[:80],
+        }
+        for j in sorted(jobs, key=lambda j: j.id)
+    ]
+
+
+def batch_summary(counts: dict[str, int]) -> tuple[float, str]:
+    """(fraction finished, a sentence) from the batch's counts by state."""
+    total = sum(counts.values())
+    final = counts["done"] + counts["failed"] + counts["cancelled"]
+    parts = [f"{n} {state}" for state, n in counts.items() if n]
+    fraction = final / total if total else 0.0
+    return fraction, f"{final} of {total} finished" + (f" ({', '.join(parts)})" if parts else "")
+
+
+HOTWORD_LIMIT = 50  # SeACo's own filter keeps at most this many per request
+
+
+def hotword_warnings(words: list[str]) -> list[str]:
+    """What the operator should know about a hotword list before relying on it."""
+    warnings = []
+    if len(words) > HOTWORD_LIMIT:
+        warnings.append(
+            f"{len(words)} hotwords: the model keeps at most {HOTWORD_LIMIT} per request "
+            "(the ones it attends to most), so some will have no effect."
+        )
+    long_words = [w for w in words if len(w) > 20]
+    if long_words:
+        warnings.append(f"Very long hotwords rarely help: {', '.join(long_words[:3])}")
+    return warnings

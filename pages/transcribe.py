@@ -5,6 +5,7 @@ import streamlit as st
 from engine import audio, service, ui
 from engine.errors import SeacoError
 from engine.health import health
+from engine.hotwords import default_hotwords
 from engine.intake import submit_upload
 
 st.title("Transcribe a file")
@@ -26,7 +27,9 @@ with st.form("upload", clear_on_submit=False):
         "Hotwords (optional)",
         placeholder="科哥, Paraformer",
         help="Words to favour, separated by commas or spaces. "
-        f"Always added: {settings.hotwords or 'none'} (SEACO_HOTWORDS).",
+        "Always added: "
+        + (", ".join(default_hotwords(store, settings)) or "none")
+        + " (Hotwords page).",
     )
     submitted = st.form_submit_button("Transcribe", type="primary")
 

@@ -38,3 +38,10 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from engine.testmodels import build_test_models
 
     return build_test_models(tmp_path_factory.mktemp("models"), size="tiny", seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _no_developer_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read `.env` from the working directory: run every test from an empty one so
+    a developer's own .env cannot change what the tests see."""
+    monkeypatch.chdir(tmp_path)

@@ -100,3 +100,25 @@ def test_transcribe_page_uploads_an_mp3_and_shows_its_transcript(service, tmp_pa
     jobs = open_store(settings.db_path).list_jobs()
     assert jobs[0].original_name == mp3.name and jobs[0].state.value == "done"
     assert jobs[0].hotwords == ["天气"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_batch_page_queues_three_files_and_all_finish(service, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests.browser import browser_page
+
+    _settings, _proc, base_url, _ = service
+    files = []
+    for i in range(3):
+        (tmp_path / f"b{i}").mkdir()
+        files.append(str(speech_file(tmp_path / f"b{i}", "mp3")))
+    with browser_page() as page:
+        page.goto(base_url + "/batch")
+        page.get_by_role("heading", name="Batch transcription").wait_for(timeout=60_000)
+        page.locator("input[type=file]").set_input_files(files)
+        page.get_by_role("button", name="Queue batch").click()
+        expect(page.get_by_text("Queued 3 files")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("3 of 3 finished")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("3 done")).to_be_visible()
