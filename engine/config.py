@@ -33,7 +33,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "DEVICE": ("auto", "auto (CUDA when available), cuda, or cpu."),
     "NCPU": ("0", "Torch threads in the worker; 0 means all cores (at most 8)."),
     "BATCH_SIZE_S": ("300", "Seconds of audio decoded together by the ASR model."),
-    "HOTWORDS": ("", "Default hotwords merged into every job (comma or space separated)."),
+    "HOTWORDS": (
+        "",
+        "Default hotwords merged into every job (comma or space separated); the initial "
+        "value of the list edited on the Hotwords page.",
+    ),
     "QUEUE_MAX": ("20", "Queued jobs beyond which new submissions are refused (503)."),
     "MAX_UPLOAD_MB": ("512", "Largest accepted upload, in MB."),
     "MAX_DURATION_S": ("14400", "Longest accepted audio, in seconds (default 4 h)."),
