@@ -16,12 +16,17 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 
 @contextmanager
-def browser_page(**context_options) -> Iterator:
-    """A fresh page in a headless chromium; downloads allowed."""
+def browser_page(microphone_wav: str | None = None, **context_options) -> Iterator:
+    """A fresh page in a headless chromium; downloads allowed. With `microphone_wav`,
+    chromium's fake capture device plays that file as the microphone."""
     from playwright.sync_api import sync_playwright
 
+    args = list(ARGS)
+    if microphone_wav:
+        args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={microphone_wav}"]  # fmt: skip
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             context = browser.new_context(accept_downloads=True, **context_options)
             yield context.new_page()

@@ -122,3 +122,29 @@ def test_batch_page_queues_three_files_and_all_finish(service, tmp_path):
         expect(page.get_by_text("Queued 3 files")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("3 of 3 finished")).to_be_visible(timeout=120_000)
         expect(page.get_by_text("3 done")).to_be_visible()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_live_page_records_the_microphone_and_shows_the_transcript(service, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests.browser import browser_page
+
+    settings, _proc, base_url, _ = service
+    wav = speech_file(tmp_path, "wav", "jin1 tian1 tian1 qi4 hen3 hao3 wo3 men5 qu4 gong1 yuan2")
+    with browser_page(microphone_wav=str(wav)) as page:
+        page.context.grant_permissions(["microphone"])
+        page.goto(base_url + "/live")
+        page.get_by_role("heading", name="Live recording").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_timeout(2_000)  # the length of the recording, not synchronisation
+        page.get_by_role("button", name="Stop recording").click()
+        transcribe = page.get_by_role("button", name="Transcribe recording")
+        expect(transcribe).to_be_enabled(timeout=30_000)
+        transcribe.click()
+        expect(page.get_by_text("recording-1.wav")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("Done in")).to_be_visible(timeout=120_000)
+    job = open_store(settings.db_path).list_jobs(limit=1)[0]
+    assert job.source == "live" and job.priority == 20 and job.state.value == "done"
+    assert job.duration_ms >= 1_000
