@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine import __version__, export, service
 from engine.api_errors import error_body, error_code, retry_after_s, status_for
 from engine.errors import QueueFullError, SeacoError
-from engine.intake import submit_upload
+from engine.intake import submit_batch, submit_upload
 from engine.jobs import PRIORITY_LIVE, PRIORITY_NORMAL, Job, JobState
 
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -149,7 +149,7 @@ def create_api() -> FastAPI:
         return JSONResponse(job_view(job), status_code=202)
 
     @api.post("/v1/batches", status_code=202, summary="Queue several files as one batch")
-    def submit_batch(
+    def create_batch(
         files: Annotated[list[UploadFile], File(description="audio or video files")],
         hotwords: Hotwords = None,
         priority: Priority = 0,
