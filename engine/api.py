@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine import __version__, export, service
+from engine import __version__, export, jobs_view, service
 from engine.api_errors import error_body, error_code, retry_after_s, status_for
 from engine.errors import QueueFullError, SeacoError
 from engine.intake import submit_batch, submit_upload
@@ -208,9 +208,7 @@ def create_api() -> FastAPI:
 
     @api.delete("/v1/jobs/{job_id}", status_code=204, summary="Delete a job and its audio")
     def delete_job(job_id: JobId) -> Response:
-        orphan = service.store().delete_job(job_id)
-        if orphan is not None:
-            (service.settings().data_dir / orphan).unlink(missing_ok=True)
+        jobs_view.delete_job(service.store(), service.settings(), job_id)
         return Response(status_code=204)
 
     @api.get("/v1/search", summary="Full-text search over transcripts")

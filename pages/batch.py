@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine import audio, export, service, ui
+from engine import audio, export, jobs_view, service, ui
 from engine.errors import SeacoError
 from engine.hotwords import default_hotwords
 from engine.intake import submit_batch
@@ -52,7 +52,7 @@ def show_batch(batch_id: str) -> None:
     st.dataframe(
         ui.batch_rows(jobs),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0)},
     )
     done = [j for j in jobs if j.state.value == "done"]
@@ -60,7 +60,8 @@ def show_batch(batch_id: str) -> None:
         return
     fmt = st.selectbox("Format", list(export.FORMATS), key=f"fmt-{batch_id}")
     try:
-        data = export.export_many(done, fmt)
+        # list_jobs leaves sentences out; subtitles need them
+        data = export.export_many(jobs_view.jobs_with_sentences(store, [j.id for j in done]), fmt)
     except SeacoError as exc:
         st.error(str(exc))
         return

@@ -1,5 +1,188 @@
-"""jobs page (being written)."""
+"""Jobs: browse every job with filters and paging, search all transcripts, open one job to
+listen, read, export, cancel, retry or delete it. `?job=12&t=3400` opens job 12 at 3.4 s."""
 
 import streamlit as st
 
-st.title("Jobs")
+from engine import export, jobs_view, service, ui
+from engine.errors import JobNotFoundError, SeacoError
+from engine.jobs import Job, JobState
+
+settings = service.settings()
+store = service.store()
+tz = jobs_view.zone(st.context.timezone)
+link = jobs_view.read_link(st.query_params)
+
+
+def back_to_list() -> None:
+    st.query_params.clear()
+
+
+def download_buttons(job: Job) -> None:
+    columns = st.columns(len(export.FORMATS))
+    for column, fmt in zip(columns, export.FORMATS, strict=True):
+        column.download_button(
+            fmt.upper(),
+            data=export.export_job(job, fmt),
+            file_name=export.export_filename(job, fmt),
+            mime=export.FORMATS[fmt][0],
+            key=f"dl-{job.id}-{fmt}",
+        )
+
+
+def job_actions(job: Job) -> None:
+    allowed = jobs_view.allowed_actions(job)
+    left, middle, right = st.columns(3)
+    try:
+        if "cancel" in allowed and left.button("Cancel job"):
+            store.cancel(job.id)
+            st.rerun()
+        if "retry" in allowed and middle.button("Retry job"):
+            store.retry(job.id, queue_max=settings.queue_max)
+            st.rerun()
+        if "delete" in allowed:
+            with right.popover("Delete job"):
+                st.write("Deletes the transcript and, unless another job uses it, the audio.")
+                if st.button("Delete for good", type="primary"):
+                    jobs_view.delete_job(store, settings, job.id)
+                    st.query_params.clear()
+                    st.toast(f"Job {job.id} deleted.")
+                    st.rerun()
+    except SeacoError as exc:
+        st.error(str(exc))
+
+
+@st.fragment(run_every=1)
+def follow_unfinished(job_id: int) -> None:
+    """Keeps the status line live; redraws the whole page once the job is final."""
+    job = store.get(job_id)
+    if job.state.is_final:
+        st.rerun()
+    st.info(ui.job_status_line(job, store.queue_position(job_id)))
+
+
+def show_job(job_id: int, t_ms: int) -> None:
+    st.button("← All jobs", on_click=back_to_list)
+    try:
+        job = store.get(job_id)
+    except JobNotFoundError as exc:
+        st.error(f"{exc} It may have been deleted.")
+        return
+    st.title(f"Job {job.id}: {job.original_name}")
+    st.caption(jobs_view.audio_facts(job) + (f" · batch {job.batch_id}" if job.batch_id else ""))
+
+    if not job.state.is_final:
+        follow_unfinished(job.id)
+    elif job.state is JobState.FAILED:
+        st.error(ui.job_status_line(job, None))
+    elif job.state is JobState.CANCELLED:
+        st.warning(ui.job_status_line(job, None))
+    job_actions(job)
+
+    player = jobs_view.playable_audio(settings, job)
+    if player.data is None:
+        st.caption(player.reason)
+    else:
+        st.audio(player.data, format=player.mime, start_time=t_ms / 1000)
+
+    if job.state is JobState.DONE:
+        columns = st.columns(5)
+        for column, (label, value) in zip(columns, ui.job_metrics(job).items(), strict=True):
+            column.metric(label, value)
+        st.markdown("**Transcript**")
+        st.text_area("Transcript", job.text or "(no speech found)", label_visibility="collapsed")
+        if job.sentences:
+            current = jobs_view.current_sentence(job, t_ms) if t_ms else None
+            if current is not None:
+                sentence = job.sentences[current]
+                st.info(f"At {ui.timestamp(sentence.start_ms)}: {sentence.text}")
+            st.dataframe(jobs_view.sentence_table(job), hide_index=True, width="stretch")
+        st.markdown("**Download**")
+        download_buttons(job)
+
+    st.markdown("**Hotwords**")
+    if job.effective_hotwords:
+        st.write(", ".join(job.effective_hotwords))
+    else:
+        st.caption("None: the job ran without hotwords." if job.state.is_final else "Not yet.")
+
+    with st.expander("Timings"):
+        st.dataframe(jobs_view.timing_rows(job, tz), hide_index=True, width="stretch")
+
+
+def browse() -> None:
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
+        state = c1.selectbox("State", jobs_view.STATE_CHOICES)
+        days = c2.date_input("Submitted between", value=(), format="YYYY-MM-DD")
+        name = c3.text_input("File name contains")
+        batch_id = c4.text_input("Batch id")
+    where = jobs_view.job_filter(state=state, days=days, batch_id=batch_id, name=name, tz=tz)
+    total = store.count_jobs(where=where)
+
+    c1, c2, c3 = st.columns([1, 1, 4])
+    per_page = c1.selectbox("Per page", jobs_view.PAGE_SIZES)
+    pages = jobs_view.page_count(total, per_page)
+    page = c2.number_input("Page", min_value=1, max_value=pages, value=1, step=1)
+    c3.caption(f"{total} jobs match · page {page} of {pages}")
+
+    jobs = store.list_jobs(where=where, limit=per_page, offset=(page - 1) * per_page)
+    if not jobs:
+        st.info("No jobs match these filters." if total else "No jobs yet: transcribe a file.")
+        return
+    table = st.dataframe(
+        jobs_view.job_rows(jobs, tz),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="job-table",
+        column_config={"confidence": st.column_config.NumberColumn(format="%.2f")},
+    )
+    chosen = [jobs[i].id for i in table.selection.rows]
+    if not chosen:
+        st.caption("Select rows to open a job or export several at once.")
+        return
+    if len(chosen) == 1:
+        st.page_link(
+            "pages/jobs.py", label=f"Open job {chosen[0]}", icon="➡️",
+            query_params=jobs_view.link_params(chosen[0]),
+        )  # fmt: skip
+    c1, c2 = st.columns([1, 3])
+    fmt = c1.selectbox("Export format", list(export.FORMATS))
+    c2.download_button(
+        f"Download {len(chosen)} selected (.zip)",
+        data=export.export_many(jobs_view.jobs_with_sentences(store, chosen), fmt),
+        file_name=f"jobs-{fmt}.zip",
+        mime="application/zip",
+    )
+
+
+def search() -> None:
+    query = st.text_input(
+        "Search all transcripts", placeholder="会议 预算", help="Every word must appear."
+    )
+    outcome = jobs_view.search(store, query)
+    if outcome.message:
+        st.caption(outcome.message)
+    for hit in outcome.hits:
+        with st.container(border=True):
+            st.markdown(jobs_view.snippet_markdown(hit.snippet))
+            st.page_link(
+                "pages/jobs.py",
+                label=f"{hit.original_name} · job {hit.job_id} · {ui.timestamp(hit.start_ms)}",
+                icon="▶️",
+                query_params=jobs_view.link_params(hit.job_id, hit.start_ms),
+            )
+
+
+if link.problem:
+    st.warning(link.problem)
+if link.job_id is not None:
+    show_job(link.job_id, link.t_ms)
+else:
+    st.title("Jobs")
+    browse_tab, search_tab = st.tabs(["Browse", "Search transcripts"])
+    with browse_tab:
+        browse()
+    with search_tab:
+        search()

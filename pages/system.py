@@ -19,7 +19,7 @@ st.dataframe(
         for name, c in report["checks"].items()
     ],
     hide_index=True,
-    use_container_width=True,
+    width="stretch",
 )
 if "could not be loaded" in report["checks"].get("model", {}).get("detail", ""):
     st.markdown(ui.model_fix_hint())
@@ -49,5 +49,5 @@ st.dataframe(
         for name, (_default, doc) in SETTINGS_DOC.items()
     ],
     hide_index=True,
-    use_container_width=True,
+    width="stretch",
 )

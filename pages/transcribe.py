@@ -67,7 +67,7 @@ def show_job(job_id: int) -> None:
         st.caption("Hotwords used: " + ", ".join(job.effective_hotwords))
     if job.sentences:
         st.markdown("**Sentences**")
-        st.dataframe(ui.sentence_rows(job), hide_index=True, use_container_width=True)
+        st.dataframe(ui.sentence_rows(job), hide_index=True, width="stretch")
 
 
 if "transcribe_job" in st.session_state:
