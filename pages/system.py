@@ -1,8 +1,9 @@
-"""System: health checks, the worker, the loaded models and the settings in force."""
+"""System: device and GPUs, the models actually loaded, the worker, queue, database and disk,
+package versions, health checks and the settings in force."""
 
 import streamlit as st
 
-from engine import service, ui
+from engine import gpu, service, sysinfo, ui
 from engine.config import SETTINGS_DOC
 from engine.health import health
 
@@ -10,32 +11,66 @@ st.title("System")
 
 settings = service.settings()
 store = service.store()
-report = health(store, settings)
 
-st.subheader(f"Health: {report['status']}")
-st.dataframe(
-    [
-        {"check": name, "status": c["status"], "detail": c["detail"]}
-        for name, c in report["checks"].items()
-    ],
-    hide_index=True,
-    width="stretch",
-)
-if "could not be loaded" in report["checks"].get("model", {}).get("detail", ""):
-    st.markdown(ui.model_fix_hint())
 
-worker = store.latest_worker()
+@st.fragment(run_every=5)
+def live_overview() -> None:
+    gpus = gpu.read_gpus()
+    facts = sysinfo.overview(store, settings, gpus)
+    for row in (list(facts.items())[:4], list(facts.items())[4:]):
+        for column, (label, value) in zip(st.columns(4), row, strict=False):
+            column.metric(label, value)
+    st.subheader("GPU")
+    if gpus.cpu_mode:
+        st.info(gpus.summary())
+    else:
+        st.caption(f"Driver {gpus.driver_version} · CUDA {gpus.cuda_version}")
+        st.dataframe(sysinfo.gpu_rows(gpus), hide_index=True, width="stretch")
+
+    report = health(store, settings)
+    st.subheader(f"Health: {report['status']}")
+    st.dataframe(
+        [
+            {"check": name, "status": c["status"], "detail": c["detail"]}
+            for name, c in report["checks"].items()
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    if "could not be loaded" in report["checks"].get("model", {}).get("detail", ""):
+        st.markdown(ui.model_fix_hint())
+
+
+live_overview()
+
+worker = sysinfo.worker_view(store)
+st.subheader("Models")
+models = sysinfo.model_rows(worker)
+if not models:
+    st.info("The worker has not loaded the models yet.")
+else:
+    st.dataframe(models, hide_index=True, width="stretch")
+    if any(row["random weights"] != "no" for row in models):
+        st.warning("Random-weight test models are loaded: transcripts are meaningless.")
+
 st.subheader("Worker")
 if worker is None:
     st.info("No worker has started yet.")
 else:
-    st.json({k: v for k, v in worker.items() if k != "info"}, expanded=False)
-    if worker["info"]:
-        st.markdown("**Models and device**")
-        st.json(worker["info"], expanded=True)
+    st.write(
+        f"pid {worker.pid} on {worker.hostname} · {worker.jobs_done} jobs done, "
+        f"{worker.jobs_failed} failed since it started"
+    )
+    if worker.model_error:
+        st.error(worker.model_error)
+    with st.expander("Everything the worker reports"):
+        st.json(worker.info)
 
-st.subheader("Jobs")
-st.json(store.counts_by_state())
+st.subheader("Jobs by state")
+st.dataframe([store.counts_by_state()], hide_index=True)
+
+st.subheader("Versions")
+st.dataframe([sysinfo.package_versions()], hide_index=True)
 
 st.subheader("Settings")
 st.dataframe(
