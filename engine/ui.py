@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.config import PROD_ASR_MODEL
+from engine.hotword_vocab import check_hotwords
 from engine.jobs import Job, JobState
 
 MODEL_FIX_HINT = """\
@@ -122,8 +123,10 @@ def batch_summary(counts: dict[str, int]) -> tuple[float, str]:
 HOTWORD_LIMIT = 50  # SeACo's own filter keeps at most this many per request
 
 
-def hotword_warnings(words: list[str]) -> list[str]:
-    """What the operator should know about a hotword list before relying on it."""
+def hotword_warnings(words: list[str], asr_model: str | None = None) -> list[str]:
+    """What the operator should know about a hotword list before relying on it. Given the
+    ASR model (SEACO_ASR_MODEL: a directory or a ModelScope id), also the words its
+    dictionary cannot represent (see engine.hotword_vocab; read once per model)."""
     warnings = []
     if len(words) > HOTWORD_LIMIT:
         warnings.append(
@@ -133,4 +136,6 @@ def hotword_warnings(words: list[str]) -> list[str]:
     long_words = [w for w in words if len(w) > 20]
     if long_words:
         warnings.append(f"Very long hotwords rarely help: {', '.join(long_words[:3])}")
+    if asr_model and words:
+        warnings += check_hotwords(words, asr_model).warnings()
     return warnings
