@@ -67,6 +67,9 @@ def show_job(job_id: int, t_ms: int) -> None:
     except JobNotFoundError as exc:
         st.error(f"{exc} It may have been deleted.")
         return
+    # page_link navigation leaves the browser's address bare; write the link back into it
+    # so the address can be bookmarked or sent to a colleague
+    st.query_params.from_dict(jobs_view.link_params(job.id, t_ms or None))
     st.title(f"Job {job.id}: {job.original_name}")
     st.caption(jobs_view.audio_facts(job) + (f" · batch {job.batch_id}" if job.batch_id else ""))
 

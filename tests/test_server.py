@@ -148,3 +148,61 @@ def test_live_page_records_the_microphone_and_shows_the_transcript(service, tmp_
     job = open_store(settings.db_path).list_jobs(limit=1)[0]
     assert job.source == "live" and job.priority == 20 and job.state.value == "done"
     assert job.duration_ms >= 1_000
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_jobs_page_search_finds_a_word_and_the_job_page_downloads_a_valid_srt(service, tmp_path):
+    import re
+
+    import requests
+    from playwright.sync_api import expect
+
+    from tests.browser import browser_page
+    from tests.test_export import parse_srt
+
+    settings, _proc, base_url, _ = service
+    mp3 = speech_file(tmp_path, "mp3", "wo3 men5 tao3 lun4 yu4 suan4 he2 ren2 yuan2")
+    with mp3.open("rb") as f:
+        r = requests.post(
+            f"{base_url}/api/v1/jobs", files={"file": ("预算会议.mp3", f)}, timeout=30
+        )
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    store = open_store(settings.db_path)
+    job = wait_for(lambda: (j := store.get(job_id)).state.is_final and j, timeout=120,
+                   what="the uploaded job to finish")  # fmt: skip
+    assert job.state.value == "done" and job.sentences, job.error
+    # the random-weight model's text is arbitrary, so search for a word it really wrote
+    word = next(ch for ch in job.text if "\u4e00" <= ch <= "\u9fff")
+    sentence = next(s for s in job.sentences if word in s.text)
+
+    with browser_page() as page:
+        page.goto(base_url + "/jobs")
+        page.get_by_role("heading", name="Jobs").wait_for(timeout=60_000)
+        # opened by its address, the page still comes with the dashboard's sidebar
+        expect(page.get_by_text("Health:")).to_be_visible()
+        expect(page.get_by_role("link", name="Transcribe")).to_be_visible()
+        page.get_by_role("tab", name="Search transcripts").click()
+        box = page.get_by_role("textbox", name="Search all transcripts")
+        box.fill(word)
+        box.press("Enter")
+        hit = page.get_by_role("link", name=re.compile(rf"预算会议\.mp3 · job {job_id} · "))
+        expect(hit.first).to_be_visible(timeout=30_000)
+        hit.first.click()
+        expect(page.get_by_role("heading", name=f"Job {job_id}: 预算会议.mp3")).to_be_visible(
+            timeout=30_000
+        )
+        # the address is a shareable link to this moment of this job
+        expect(page).to_have_url(re.compile(rf"/jobs\?job={job_id}(&t=\d+)?$"), timeout=10_000)
+        t = re.search(r"[?&]t=(\d+)", page.url)
+        assert (int(t.group(1)) if t else 0) <= sentence.end_ms
+        with page.expect_download(timeout=30_000) as download_info:
+            page.get_by_role("button", name="SRT").click()
+        download = download_info.value
+        assert download.suggested_filename == "预算会议.srt"
+        download.save_as(tmp_path / "job.srt")
+        srt = (tmp_path / "job.srt").read_bytes()
+    cues = parse_srt(srt)  # strict: numbering, HH:MM:SS,mmm, ordered, no empty cues
+    assert cues and any(word in text for _start, _end, text in cues)
+    assert cues[-1][1] <= job.duration_ms
