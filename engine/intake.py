@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from engine import audio
 from engine.config import Settings
-from engine.errors import AudioTooLargeError, QueueFullError, SeacoError
+from engine.errors import AudioTooLargeError, InvalidJobStateError, QueueFullError, SeacoError
 from engine.hotwords import parse_hotwords
 from engine.jobs import PRIORITY_BATCH, PRIORITY_NORMAL, Job
 from engine.store import NewJob, Store
@@ -168,3 +168,33 @@ def submit_batch(
         except SeacoError as exc:
             rejected.append((display_name(name), exc))
     return BatchSubmission(batch_id, accepted, rejected)
+
+
+def resubmit_without_hotwords(
+    store: Store,
+    settings: Settings,
+    job_id: int,
+    *,
+    priority: int = PRIORITY_NORMAL,
+    source: str = "web",
+) -> Job:
+    """Queue a done job again on its stored audio with no hotwords at all (neither the job's
+    nor the operator's defaults), so its transcript can be compared with one made without
+    them. The new job's `compare_of` is `job_id`; `store.comparison_for(job_id)` finds it.
+    An existing queued, running or done comparison is returned instead of a new one.
+
+    Raises JobNotFoundError, InvalidJobStateError (not done, or its audio file is gone) and
+    QueueFullError."""
+    job = store.get(job_id)
+    if not (settings.data_dir / job.audio_path).is_file():
+        raise InvalidJobStateError(
+            f"Job {job_id}'s audio file is no longer in the data directory, so it cannot be "
+            "run again."
+        )
+    return store.submit_comparison(
+        job_id,
+        queue_max=settings.queue_max,
+        max_attempts=settings.max_attempts,
+        priority=priority,
+        source=source,
+    )

@@ -75,6 +75,10 @@ class Job:
     error: str | None
     error_class: str | None
     sentences: list[Sentence] = field(default_factory=list)
+    # schema 3: False for a "compare without hotwords" re-run (no operator defaults either);
+    # compare_of is the job it re-runs
+    use_default_hotwords: bool = True
+    compare_of: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], sentences: list[Sentence] | None = None) -> Job:
@@ -82,6 +86,7 @@ class Job:
         values = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         values["state"] = JobState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
+        values["use_default_hotwords"] = bool(values.get("use_default_hotwords", 1))
         values["hotwords"] = json.loads(values["hotwords"] or "[]")
         for key in ("effective_hotwords", "model_info"):
             values[key] = json.loads(values[key]) if values[key] else None

@@ -51,6 +51,8 @@ class NewJob:
     priority: int = 0
     batch_id: str | None = None
     source: str = "web"
+    use_default_hotwords: bool = True  # False: the operator's default hotwords do not apply
+    compare_of: int | None = None  # the job this one re-runs for comparison
 
 
 @dataclass(frozen=True)
@@ -240,17 +242,80 @@ class Store:
             cursor = conn.execute(
                 """INSERT INTO jobs (state, priority, batch_id, source, submitted_at, updated_at,
                        max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
-                       container, codec, duration_ms, sample_rate, channels, hotwords)
-                   VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       container, codec, duration_ms, sample_rate, channels, hotwords,
+                       use_default_hotwords, compare_of)
+                   VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     new.priority, new.batch_id, new.source, now, now, max_attempts,
                     new.audio_sha256, new.audio_path, new.audio_bytes, new.original_name,
                     new.container, new.codec, new.duration_ms, new.sample_rate, new.channels,
                     json.dumps(list(new.hotwords), ensure_ascii=False),
+                    int(new.use_default_hotwords), new.compare_of,
                 ),
             )  # fmt: skip
             job_id = cursor.lastrowid
         return self.get(job_id)
+
+    def submit_comparison(
+        self,
+        job_id: int,
+        *,
+        queue_max: int,
+        max_attempts: int,
+        priority: int,
+        source: str = "web",
+        now: int | None = None,
+    ) -> Job:
+        """Queue a re-run of a done job on the same audio with no hotwords at all (neither
+        its own nor the operator's defaults), marked as a comparison for it.
+
+        A comparison that is queued, running or done already is returned instead of queuing
+        another: a double click, or two people looking at the same job, cost one run.
+        """
+        now = now_ms() if now is None else now
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFoundError(f"There is no job {job_id}.")
+            if row["state"] != JobState.DONE.value:
+                raise InvalidJobStateError(
+                    f"Job {job_id} is {row['state']}; only a finished (done) job can be "
+                    "compared with a run without hotwords."
+                )
+            existing = conn.execute(
+                "SELECT id FROM jobs WHERE compare_of = ? AND state IN ('queued', 'running',"
+                " 'done') ORDER BY id DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+            if existing is None:
+                depth = self.queue_depth()  # same connection: inside this transaction
+                if depth >= queue_max:
+                    raise QueueFullError(
+                        f"The queue is full ({depth} jobs waiting, limit {queue_max}). "
+                        "Try again in a little while."
+                    )
+                cursor = conn.execute(
+                    """INSERT INTO jobs (state, priority, source, submitted_at, updated_at,
+                           max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
+                           container, codec, duration_ms, sample_rate, channels, hotwords,
+                           use_default_hotwords, compare_of)
+                       SELECT 'queued', ?, ?, ?, ?, ?, audio_sha256, audio_path, audio_bytes,
+                           original_name, container, codec, duration_ms, sample_rate,
+                           channels, '[]', 0, id
+                       FROM jobs WHERE id = ?""",
+                    (priority, source, now, now, max_attempts, job_id),
+                )
+                new_id = cursor.lastrowid
+            else:
+                new_id = existing[0]
+        return self.get(new_id)
+
+    def comparison_for(self, job_id: int) -> Job | None:
+        """The newest "without hotwords" re-run of a job, in any state; None if there is none."""
+        row = self.conn.execute(
+            "SELECT id FROM jobs WHERE compare_of = ? ORDER BY id DESC LIMIT 1", (job_id,)
+        ).fetchone()
+        return None if row is None else self.get(row[0])
 
     def get(self, job_id: int) -> Job:
         rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))

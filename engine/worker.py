@@ -201,7 +201,10 @@ class Worker:
             )
             decode_ms = round((time.monotonic() - started) * 1000)
             self.store.set_stage(job.id, self.id, "recognising")
-            hotwords = merge_hotwords(job.hotwords, default_hotwords(self.store, self.settings))
+            # A "compare without hotwords" re-run must not get the operator's defaults either.
+            use_defaults = job.use_default_hotwords
+            defaults = default_hotwords(self.store, self.settings) if use_defaults else []
+            hotwords = merge_hotwords(job.hotwords, defaults)
             started = time.monotonic()
             assert self.pipeline is not None
             transcript = self.pipeline.transcribe(samples, hotwords)
