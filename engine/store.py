@@ -727,6 +727,9 @@ class Store:
 
     # --- search --------------------------------------------------------------------------------
     def search(self, query: str, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
+        """Sentences containing every term, newest transcript first. Not ranked by BM25:
+        FTS5 must score every match before it can sort by rank, which for a common character
+        over 100 000 jobs takes seconds (bench/jobs_page.py); rowid order stops after `limit`."""
         match = fts_query(query)
         if match is None:
             return []
@@ -734,7 +737,7 @@ class Store:
             """SELECT f.job_id, f.idx, f.start_ms, j.original_name,
                       snippet(transcript_fts, 0, '【', '】', '…', 24) AS snippet
                FROM transcript_fts f JOIN jobs j ON j.id = f.job_id
-               WHERE transcript_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?""",
+               WHERE transcript_fts MATCH ? ORDER BY f.rowid DESC LIMIT ? OFFSET ?""",
             (match, max(0, min(limit, 500)), max(0, offset)),
         )
         return [
