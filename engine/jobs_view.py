@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine import ui
+from engine import metrics_text, ui
 from engine.config import Settings
 from engine.errors import JobNotFoundError
 from engine.jobs import Job, JobState
@@ -272,6 +272,40 @@ def _as_wav(path: Path) -> bytes:
         w.setframerate(audio.TARGET_RATE)
         w.writeframes(pcm)
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class HotwordPresence:
+    used: list[str]
+    present: list[str]  # used and found in the transcript
+    absent: list[str]  # used but not found: biasing did not produce them (or they were not said)
+
+
+def hotword_presence(job: Job) -> HotwordPresence:
+    used = job.effective_hotwords or []
+    present = metrics_text.hotwords_present(job.text, used) if job.text else []
+    return HotwordPresence(used, present, [w for w in used if w not in present])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A done job next to its re-run without hotwords."""
+
+    diff_html: str  # without -> with: what the hotwords changed, text escaped
+    gained: list[str]
+    lost: list[str]
+    identical: bool
+
+
+def compare(job: Job, without: Job) -> Comparison:
+    segments = metrics_text.char_diff(without.text, job.text)
+    change = metrics_text.hotword_change(job.text, without.text, job.effective_hotwords or [])
+    return Comparison(
+        diff_html=metrics_text.diff_html(segments),
+        gained=change.gained,
+        lost=change.lost,
+        identical=all(s.op == "equal" for s in segments),
+    )
 
 
 def allowed_actions(job: Job) -> set[str]:

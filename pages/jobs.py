@@ -3,7 +3,7 @@ listen, read, export, cancel, retry or delete it. `?job=12&t=3400` opens job 12 
 
 import streamlit as st
 
-from engine import export, jobs_view, service, ui
+from engine import export, intake, jobs_view, service, ui
 from engine.errors import JobNotFoundError, SeacoError
 from engine.jobs import Job, JobState
 
@@ -49,6 +49,46 @@ def job_actions(job: Job) -> None:
                     st.rerun()
     except SeacoError as exc:
         st.error(str(exc))
+
+
+def show_hotwords(job: Job) -> None:
+    st.markdown("**Hotwords**")
+    presence = jobs_view.hotword_presence(job)
+    if not presence.used:
+        st.caption("None: the job ran without hotwords." if job.state.is_final else "Not yet.")
+        return
+    st.write("Used: " + ", ".join(presence.used))
+    if job.state is JobState.DONE:
+        st.write("In the transcript: " + (", ".join(presence.present) or "none of them"))
+        if presence.absent:
+            st.caption("Not in the transcript: " + ", ".join(presence.absent))
+
+
+def compare_without_hotwords(job: Job) -> None:
+    st.markdown("**Compare without hotwords**")
+    other = store.comparison_for(job.id)
+    if other is None:
+        st.caption("Run this audio again with no hotwords at all to see what they changed.")
+        if st.button("Compare without hotwords"):
+            try:
+                intake.resubmit_without_hotwords(store, settings, job.id)
+            except SeacoError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+        return
+    if not other.state.is_final:
+        follow_unfinished(other.id)
+        return
+    if other.state is not JobState.DONE:
+        st.warning(f"The run without hotwords (job {other.id}) " + ui.job_status_line(other, None))
+        return
+    result = jobs_view.compare(job, other)
+    st.caption(f"Job {other.id} ran without hotwords. Struck out: its text; underlined: "
+               "what the hotwords made instead.")  # fmt: skip
+    st.html(result.diff_html if not result.identical else "<p>The transcripts are identical.</p>")
+    st.write("Gained: " + (", ".join(result.gained) or "none"))
+    st.write("Lost: " + (", ".join(result.lost) or "none"))
 
 
 @st.fragment(run_every=1)
@@ -102,11 +142,9 @@ def show_job(job_id: int, t_ms: int) -> None:
         st.markdown("**Download**")
         download_buttons(job)
 
-    st.markdown("**Hotwords**")
-    if job.effective_hotwords:
-        st.write(", ".join(job.effective_hotwords))
-    else:
-        st.caption("None: the job ran without hotwords." if job.state.is_final else "Not yet.")
+    show_hotwords(job)
+    if job.state is JobState.DONE and job.effective_hotwords:
+        compare_without_hotwords(job)
 
     with st.expander("Timings"):
         st.dataframe(jobs_view.timing_rows(job, tz), hide_index=True, width="stretch")

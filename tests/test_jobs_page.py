@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import wave
@@ -276,3 +277,39 @@ def test_zip_of_selection_matches_export_many(data_env):
     with zipfile.ZipFile(io.BytesIO(export.export_many(data, "srt"))) as z:
         body = z.read(z.namelist()[0]).decode()
     assert "00:00:01,500 --> 00:00:02,500" in body
+
+
+def test_hotword_presence_and_comparison(store):
+    job = add_job(store, "h.wav", text="我们讨论预算。")  # effective hotwords: ["预算"]
+    assert jobs_view.hotword_presence(job) == jobs_view.HotwordPresence(["预算"], ["预算"], [])
+    without = dataclasses.replace(job, text="我们讨论与算。")
+    result = jobs_view.compare(job, without)
+    assert result.gained == ["预算"] and result.lost == [] and not result.identical
+    assert "<del>与</del><ins>预</ins>" in result.diff_html
+    assert jobs_view.compare(job, job).identical
+
+
+def test_compare_without_hotwords_from_the_job_page(data_env):
+    store = service.store()
+    audio = data_env.data_dir / "audio" / "aa" / ("a" * 64)
+    audio.parent.mkdir(parents=True, exist_ok=True)
+    audio.write_bytes(b"RIFF")  # only its presence is checked before queueing
+    job = add_job(store, "h.wav", text="我们讨论预算。<b>")
+    at = jobs_page(job=str(job.id))
+    assert "In the transcript: 预算" in [m.value for m in at.markdown]
+    next(b for b in at.button if b.label == "Compare without hotwords").click().run()
+    assert not at.exception
+    rerun = store.comparison_for(job.id)
+    assert rerun is not None and rerun.state is JobState.QUEUED
+    claimed = store.claim("w", 30)
+    assert claimed.id == rerun.id
+    store.complete(rerun.id, "w", 1, JobResult(
+        text="我们讨论与算。<b>", raw_text="", confidence=0.5, sentences=[],
+        effective_hotwords=[], duration_ms=3000, decode_ms=1, inference_ms=1, model_info={},
+    ))  # fmt: skip
+    at.run()
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    assert "Gained: 预算" in texts and "Lost: none" in texts
+    (diff,) = at.get("html")
+    assert "<del>与</del><ins>预</ins>" in diff.proto.body and "&lt;b&gt;" in diff.proto.body
