@@ -126,6 +126,20 @@ _CJK_GAP = re.compile(
 )
 
 
+# schema/004: a transcript_fts row's rowid is job_id * FTS_ROWS_PER_JOB + sentence index, so
+# one job's rows are a rowid range (its job_id column is not indexed) and rowid order is
+# newest job first.
+FTS_ROWS_PER_JOB = 1 << 20
+_FTS_INSERT = (
+    "INSERT INTO transcript_fts (rowid, body, job_id, idx, start_ms) VALUES (?, ?, ?, ?, ?)"
+)
+_FTS_DELETE_JOB = "DELETE FROM transcript_fts WHERE rowid BETWEEN ? AND ?"
+
+
+def _fts_rowid_range(job_id: int) -> tuple[int, int]:
+    return job_id * FTS_ROWS_PER_JOB, (job_id + 1) * FTS_ROWS_PER_JOB - 1
+
+
 def fts_body(text: str) -> str:
     """Chinese has no spaces: index every CJK character as its own token."""
     return re.sub(r"\s+", " ", _CJK.sub(r" \1 ", text)).strip()
@@ -452,7 +466,7 @@ class Store:
                 raise InvalidJobStateError(
                     f"Job {job_id} is running; cancel it first, then delete it."
                 )
-            conn.execute("DELETE FROM transcript_fts WHERE job_id = ?", (job_id,))
+            conn.execute(_FTS_DELETE_JOB, _fts_rowid_range(job_id))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # sentences cascade
             others = conn.execute(
                 "SELECT count(*) FROM jobs WHERE audio_sha256 = ?", (row[1],)
@@ -591,22 +605,19 @@ class Store:
                 ),
             )  # fmt: skip
             conn.execute("DELETE FROM sentences WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM transcript_fts WHERE job_id = ?", (job_id,))
+            conn.execute(_FTS_DELETE_JOB, _fts_rowid_range(job_id))
+            first_rowid = _fts_rowid_range(job_id)[0]
             for idx, s in enumerate(result.sentences):
                 conn.execute(
                     "INSERT INTO sentences (job_id, idx, start_ms, end_ms, text)"
                     " VALUES (?, ?, ?, ?, ?)",
                     (job_id, idx, s.start_ms, s.end_ms, s.text),
                 )
-                conn.execute(
-                    "INSERT INTO transcript_fts (body, job_id, idx, start_ms) VALUES (?, ?, ?, ?)",
-                    (fts_body(s.text), job_id, idx, s.start_ms),
-                )
+                if idx < FTS_ROWS_PER_JOB:  # beyond: the next job's range (a month of speech)
+                    row = (first_rowid + idx, fts_body(s.text), job_id, idx, s.start_ms)
+                    conn.execute(_FTS_INSERT, row)
             if not result.sentences and result.text:
-                conn.execute(
-                    "INSERT INTO transcript_fts (body, job_id, idx, start_ms) VALUES (?, ?, 0, 0)",
-                    (fts_body(result.text), job_id),
-                )
+                conn.execute(_FTS_INSERT, (first_rowid, fts_body(result.text), job_id, 0, 0))
         return True
 
     def fail(
@@ -727,7 +738,7 @@ class Store:
 
     # --- search --------------------------------------------------------------------------------
     def search(self, query: str, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
-        """Sentences containing every term, newest transcript first. Not ranked by BM25:
+        """Sentences containing every term, newest job first. Not ranked by BM25:
         FTS5 must score every match before it can sort by rank, which for a common character
         over 100 000 jobs takes seconds (bench/jobs_page.py); rowid order stops after `limit`."""
         match = fts_query(query)

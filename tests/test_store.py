@@ -276,3 +276,50 @@ def test_default_hotwords_edited_in_the_store_win_over_the_environment(store, se
     assert save_default_hotwords(store, "科哥，Paraformer 科哥") == ["科哥", "Paraformer"]
     assert default_hotwords(store, settings) == ["科哥", "Paraformer"]
     assert store.batch_counts("none")["queued"] == 0 and store.database_bytes() > 0
+
+
+def test_migration_004_rekeys_existing_search_rows_by_job(settings, tmp_path):
+    """A database from before 004 (search rows with automatic rowids) keeps its search
+    results, and re-completing or deleting a job afterwards touches only that job's rows."""
+    old_schema = tmp_path / "schema-003"
+    old_schema.mkdir()
+    for path in SCHEMA_DIR.glob("00[123]_*.sql"):
+        shutil.copy(path, old_schema)
+    old = Store(settings.db_path, schema_dir=old_schema)
+    old.migrate()
+    for n in range(3):
+        submit(old, n)
+        job = old.claim("w", 30)
+        with old._write() as conn:  # what the pre-004 code wrote: automatic rowids
+            conn.execute(
+                "UPDATE jobs SET state = 'done', text = ? WHERE id = ?", ("今天天气很好。", job.id)
+            )
+            conn.execute(
+                "INSERT INTO transcript_fts (body, job_id, idx, start_ms) VALUES (?, ?, 0, 0)",
+                ("今 天 天 气 很 好 。", job.id),
+            )
+    old.close()
+
+    store = open_store(settings.db_path)
+    assert store.schema_version() >= 4
+    assert [h.job_id for h in store.search("天气")] == [3, 2, 1]  # newest job first
+    rowids = [r[0] for r in store.conn.execute("SELECT rowid FROM transcript_fts ORDER BY rowid")]
+    assert rowids == [n * (1 << 20) for n in (1, 2, 3)]
+
+    store.delete_job(2)
+    assert [h.job_id for h in store.search("天气")] == [3, 1]
+
+
+def test_completing_again_replaces_only_that_jobs_search_rows(store):
+    for n in range(2):
+        submit(store, n)
+        job = store.claim("w", 30)
+        store.complete(job.id, "w", 1, result("今天天气很好。明天下雨。", [
+            Sentence("今天天气很好。", 0, 1000), Sentence("明天下雨。", 1000, 2000)]))  # fmt: skip
+    retried = store.get(1)
+    with store._write() as conn:  # a second completion of job 1 (retry after a lost lease)
+        conn.execute("UPDATE jobs SET state = 'running', lease_owner = 'w', attempts = 2"
+                     " WHERE id = ?", (retried.id,))  # fmt: skip
+    store.complete(1, "w", 2, result("下雨。", [Sentence("下雨。", 0, 900)]))
+    assert [(h.job_id, h.sentence_idx) for h in store.search("下雨")] == [(2, 1), (1, 0)]
+    assert [h.job_id for h in store.search("天气")] == [2]
