@@ -14,6 +14,7 @@ import pytest
 from engine import audio
 from engine.asr import AsrPipeline
 from engine.cli import main
+from engine.evaluation import load_manifest
 from engine.hotword_vocab import check_hotwords, model_vocab
 from engine.metrics_text import edit_counts
 from engine.ui import hotword_warnings
@@ -178,3 +179,25 @@ def test_dictionary_check_finds_a_downloaded_hub_model(tmp_path, monkeypatch, ti
     monkeypatch.setenv("MODELSCOPE_CACHE", str(cache))
     check = check_hotwords([UNKNOWN], "iic/seaco")
     assert check.model_dir == target and check.problems[0].unknown == [UNKNOWN]
+
+
+def test_aishell_ne_manifest_recipe_helper(tmp_path):
+    """bench/aishell_ne_manifest.py on a miniature copy of the corpus layout."""
+    text = tmp_path / "text"
+    text.write_text(
+        "BAC009S0764W0179 国务院发展研究中心\nBAC009S0765W0131 这些房产全由宋芳自己打理\n"
+    )
+    for speaker, utt in (("S0764", "BAC009S0764W0179"), ("S0765", "BAC009S0765W0131")):
+        (tmp_path / "wav" / "test" / speaker).mkdir(parents=True)
+        (tmp_path / "wav" / "test" / speaker / f"{utt}.wav").write_bytes(b"RIFF")
+    out = tmp_path / "ne.jsonl"
+    script = [sys.executable, str(REPO / "bench" / "aishell_ne_manifest.py"), "--text", str(text)]
+    args = ["--wav-dir", str(tmp_path / "wav" / "test"), "--out", str(out)]
+    done = subprocess.run(script + args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    utterances = load_manifest(out)
+    assert [u.id for u in utterances] == ["BAC009S0764W0179", "BAC009S0765W0131"]
+    assert utterances[1].reference == "这些房产全由宋芳自己打理" and utterances[1].hotwords == []
+    (tmp_path / "wav" / "test" / "S0765" / "BAC009S0765W0131.wav").unlink()
+    failed = subprocess.run(script + args, capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1 and "BAC009S0765W0131" in failed.stderr
