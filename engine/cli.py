@@ -30,11 +30,25 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+TEST_PIPELINE_ENV = "SEACO_TEST_PIPELINE"
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    from engine.worker import run_worker
+    from engine.worker import load_pipeline, run_worker
 
     configure_logging("worker")
-    return run_worker(load_settings(), burst=args.burst, max_jobs=args.max_jobs)
+    factory = load_pipeline
+    # Test seam, not a setting: "module:function" building the pipeline instead of
+    # load_pipeline. tests/fault_pipeline.py wraps the real pipeline with it to make a worker
+    # hang or crash on a marked job (README, Development).
+    spec = os.environ.get(TEST_PIPELINE_ENV)
+    if spec:
+        import importlib
+
+        module, _, name = spec.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+    return run_worker(load_settings(), burst=args.burst, max_jobs=args.max_jobs,
+                      pipeline_factory=factory)  # fmt: skip
 
 
 def cmd_models_build_test(args: argparse.Namespace) -> int:

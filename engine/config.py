@@ -14,6 +14,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from engine.errors import ConfigError
+from engine.schedules import OFF, cron_trigger, is_off
 
 PROD_ASR_MODEL = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 PROD_VAD_MODEL = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"
@@ -43,13 +44,115 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MAX_DURATION_S": ("14400", "Longest accepted audio, in seconds (default 4 h)."),
     "LEASE_S": ("60", "A running job's lease; renewed by the worker's heartbeat."),
     "MAX_ATTEMPTS": ("3", "Claims before a job that keeps killing workers is failed as poison."),
+    "JOB_TIMEOUT_S": (
+        "600",
+        "Hard limit for one attempt at a job: this many seconds plus SEACO_JOB_TIMEOUT_FACTOR x "
+        "the audio's length. Past it `seaco serve` kills the worker and the attempt counts "
+        "toward SEACO_MAX_ATTEMPTS.",
+    ),
+    "JOB_TIMEOUT_FACTOR": (
+        "1.0",
+        "Seconds added to the hard job limit per second of audio (see SEACO_JOB_TIMEOUT_S).",
+    ),
+    "WORKER_MAX_RSS_MB": (
+        "8192",
+        "Worker memory (RSS, MB) above which the worker, after its current job, exits cleanly "
+        "and a fresh one starts; 0 turns the check off.",
+    ),
+    "WORKER_MAX_VRAM_MB": (
+        "0",
+        "The same for GPU memory held by torch (reserved, MB); 0 turns the check off.",
+    ),
+    "WORKER_MAX_JOBS": (
+        "0",
+        "Jobs after which the worker exits cleanly and a fresh one starts; 0 means never.",
+    ),
+    "DB_BUSY_TIMEOUT_S": (
+        "30",
+        "How long a write waits for jobs.db's lock before giving up (the API answers 503).",
+    ),
     "HEARTBEAT_S": ("5", "Seconds between worker heartbeats."),
     "IDLE_POLL_MS": ("50", "How often an idle worker looks for new work, in ms."),
     "MODEL_RETRY_S": ("60", "Seconds between attempts to load a model that failed to load."),
     "API_TOKENS": ("", "Comma-separated bearer tokens for /api and /v1; empty means no auth."),
     "SYNC_TIMEOUT_S": ("300", "How long POST /v1/audio/transcriptions waits for its result."),
+    # --- operations: telemetry, self-probe, maintenance, alerts (engine/telemetry.py,
+    # engine/maintenance.py). Schedules are crontab expressions in the server's local time
+    # (minute hour day month weekday, Sunday = 0 or 7); "off" turns a task off.
+    "TELEMETRY_S": (
+        "10",
+        "Seconds between the worker's telemetry samples (GPU, worker RSS, CPU, RAM, queue); "
+        "0 turns sampling off.",
+    ),
+    "TELEMETRY_RAW_DAYS": (
+        "3",
+        "Days telemetry is kept at full resolution; older samples become 1-minute means.",
+    ),
+    "TELEMETRY_KEEP_DAYS": (
+        "30",
+        "Days 1-minute telemetry means and /health probe results are kept.",
+    ),
+    "PROBE_S": (
+        "30",
+        "Seconds between the worker's GET /health self-probes (availability); 0 turns it off.",
+    ),
+    "LOG_ROTATE_CRON": (
+        "0 0 * * *",
+        "When app.log is rotated to app.log.YYYY-MM-DD.gz (default: daily at midnight).",
+    ),
+    "LOG_KEEP": ("7", "Rotated app.log files kept; older ones are deleted."),
+    "TEMP_CLEANUP_CRON": (
+        "0 */2 * * *",
+        "When files in <data>/tmp not accessed for SEACO_TEMP_MAX_AGE_S are deleted.",
+    ),
+    "TEMP_MAX_AGE_S": (
+        "3600",
+        "Seconds since a temporary file was last read or written before cleanup deletes it.",
+    ),
+    "GPU_CHECK_CRON": (
+        "*/15 * * * *",
+        "When GPU memory is read for the memory alert (default every 15 minutes).",
+    ),
+    "GPU_ALERT_PCT": (
+        "95",
+        "GPU memory use (% of the card) above which a reading counts as high (the article: "
+        "11.5 GB of 12 GB).",
+    ),
+    "GPU_ALERT_MB": (
+        "0",
+        "An absolute threshold in MB instead of SEACO_GPU_ALERT_PCT; 0 means use the percentage.",
+    ),
+    "GPU_ALERT_READINGS": (
+        "3",
+        "Consecutive high readings that raise the GPU memory alert (once, until a reading is "
+        "below the threshold again).",
+    ),
+    "ALERT_WEBHOOK_URL": (
+        "",
+        "Alerts are POSTed here as JSON (kind, message, at, host, data); empty: no webhook.",
+    ),
+    "ALERT_SMTP": (
+        "",
+        "Mail server for alerts: smtp://user:password@host:587 (STARTTLS) or "
+        "smtps://user:password@host:465; empty: no e-mail.",
+    ),
+    "ALERT_EMAIL_FROM": ("", "Sender address of alert e-mails (default: seaco-asr@<host>)."),
+    "ALERT_EMAIL_TO": ("", "Comma-separated recipients of alert e-mails."),
+    "AUDIO_RETENTION_DAYS": (
+        "0",
+        "Delete stored audio of jobs finished this many days ago (transcripts are kept); "
+        "0 keeps audio for ever.",
+    ),
+    "RETENTION_CRON": ("30 0 * * *", "When the audio retention runs (default daily at 00:30)."),
+    "VACUUM_CRON": (
+        "0 3 * * 0",
+        "When jobs.db gets VACUUM and ANALYZE (default Sundays at 03:00; postponed while jobs "
+        "are queued or running).",
+    ),
 }
-SECRET_SETTINGS = {"API_TOKENS"}
+SECRET_SETTINGS = {"API_TOKENS", "ALERT_SMTP", "ALERT_WEBHOOK_URL"}
+CRON_SETTINGS = ("LOG_ROTATE_CRON", "TEMP_CLEANUP_CRON", "GPU_CHECK_CRON", "RETENTION_CRON",
+                 "VACUUM_CRON")  # fmt: skip
 
 
 def _int(name: str, raw: str, minimum: int) -> int:
@@ -60,6 +163,31 @@ def _int(name: str, raw: str, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"SEACO_{name} must be at least {minimum}, got {value}.")
     return value
+
+
+def _float(name: str, raw: str, minimum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"SEACO_{name} must be a number, got {raw!r}.") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"SEACO_{name} must be at least {minimum}, got {raw}.")
+    return value
+
+
+def _cron(name: str, raw: str) -> str:
+    """A crontab expression (checked now, so a typo stops the start, not a midnight run)."""
+    expr = " ".join(raw.split())
+    if is_off(expr):
+        return OFF
+    try:
+        cron_trigger(expr)
+    except ValueError as exc:
+        raise ConfigError(
+            f"SEACO_{name} must be a crontab expression (minute hour day month weekday) or "
+            f"'off', got {raw!r}: {exc}."
+        ) from None
+    return expr
 
 
 @dataclass(frozen=True)
@@ -79,11 +207,36 @@ class Settings:
     max_duration_s: int
     lease_s: int
     max_attempts: int
+    job_timeout_s: int
+    job_timeout_factor: float
+    worker_max_rss_mb: int
+    worker_max_vram_mb: int
+    worker_max_jobs: int
+    db_busy_timeout_s: int
     heartbeat_s: int
     idle_poll_ms: int
     model_retry_s: int
     api_tokens: str
     sync_timeout_s: int
+    telemetry_s: int
+    telemetry_raw_days: int
+    telemetry_keep_days: int
+    probe_s: int
+    log_rotate_cron: str
+    log_keep: int
+    temp_cleanup_cron: str
+    temp_max_age_s: int
+    gpu_check_cron: str
+    gpu_alert_pct: float
+    gpu_alert_mb: int
+    gpu_alert_readings: int
+    alert_webhook_url: str
+    alert_smtp: str
+    alert_email_from: str
+    alert_email_to: str
+    audio_retention_days: int
+    retention_cron: str
+    vacuum_cron: str
     # where each value came from, for the System page: "env", ".env" or "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -107,6 +260,10 @@ class Settings:
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
+    def job_time_limit_s(self, audio_ms: int | None) -> float:
+        """The hard limit for one attempt at a job with this much audio (unknown: none)."""
+        return self.job_timeout_s + self.job_timeout_factor * (audio_ms or 0) / 1000
+
     @property
     def torch_threads(self) -> int:
         return self.ncpu or min(os.cpu_count() or 1, 8)
@@ -119,7 +276,7 @@ class Settings:
         """A setting's value for pages and `seaco config`: secrets are masked."""
         value = str(getattr(self, name.lower()))
         if name in SECRET_SETTINGS and value:
-            return f"({len(self.token_list)} set)"
+            return f"({len(self.token_list)} set)" if name == "API_TOKENS" else "(set)"
         return value
 
     def ensure_dirs(self) -> None:
@@ -181,10 +338,35 @@ def load_settings(
         max_duration_s=_int("MAX_DURATION_S", raw["MAX_DURATION_S"], 1),
         lease_s=_int("LEASE_S", raw["LEASE_S"], 5),
         max_attempts=_int("MAX_ATTEMPTS", raw["MAX_ATTEMPTS"], 1),
+        job_timeout_s=_int("JOB_TIMEOUT_S", raw["JOB_TIMEOUT_S"], 1),
+        job_timeout_factor=_float("JOB_TIMEOUT_FACTOR", raw["JOB_TIMEOUT_FACTOR"], 0.0),
+        worker_max_rss_mb=_int("WORKER_MAX_RSS_MB", raw["WORKER_MAX_RSS_MB"], 0),
+        worker_max_vram_mb=_int("WORKER_MAX_VRAM_MB", raw["WORKER_MAX_VRAM_MB"], 0),
+        worker_max_jobs=_int("WORKER_MAX_JOBS", raw["WORKER_MAX_JOBS"], 0),
+        db_busy_timeout_s=_int("DB_BUSY_TIMEOUT_S", raw["DB_BUSY_TIMEOUT_S"], 1),
         heartbeat_s=_int("HEARTBEAT_S", raw["HEARTBEAT_S"], 1),
         idle_poll_ms=_int("IDLE_POLL_MS", raw["IDLE_POLL_MS"], 5),
         model_retry_s=_int("MODEL_RETRY_S", raw["MODEL_RETRY_S"], 1),
         api_tokens=raw["API_TOKENS"].strip(),
         sync_timeout_s=_int("SYNC_TIMEOUT_S", raw["SYNC_TIMEOUT_S"], 1),
+        telemetry_s=_int("TELEMETRY_S", raw["TELEMETRY_S"], 0),
+        telemetry_raw_days=_int("TELEMETRY_RAW_DAYS", raw["TELEMETRY_RAW_DAYS"], 1),
+        telemetry_keep_days=_int("TELEMETRY_KEEP_DAYS", raw["TELEMETRY_KEEP_DAYS"], 1),
+        probe_s=_int("PROBE_S", raw["PROBE_S"], 0),
+        log_rotate_cron=_cron("LOG_ROTATE_CRON", raw["LOG_ROTATE_CRON"]),
+        log_keep=_int("LOG_KEEP", raw["LOG_KEEP"], 1),
+        temp_cleanup_cron=_cron("TEMP_CLEANUP_CRON", raw["TEMP_CLEANUP_CRON"]),
+        temp_max_age_s=_int("TEMP_MAX_AGE_S", raw["TEMP_MAX_AGE_S"], 60),
+        gpu_check_cron=_cron("GPU_CHECK_CRON", raw["GPU_CHECK_CRON"]),
+        gpu_alert_pct=_float("GPU_ALERT_PCT", raw["GPU_ALERT_PCT"], 1.0),
+        gpu_alert_mb=_int("GPU_ALERT_MB", raw["GPU_ALERT_MB"], 0),
+        gpu_alert_readings=_int("GPU_ALERT_READINGS", raw["GPU_ALERT_READINGS"], 1),
+        alert_webhook_url=raw["ALERT_WEBHOOK_URL"].strip(),
+        alert_smtp=raw["ALERT_SMTP"].strip(),
+        alert_email_from=raw["ALERT_EMAIL_FROM"].strip(),
+        alert_email_to=raw["ALERT_EMAIL_TO"].strip(),
+        audio_retention_days=_int("AUDIO_RETENTION_DAYS", raw["AUDIO_RETENTION_DAYS"], 0),
+        retention_cron=_cron("RETENTION_CRON", raw["RETENTION_CRON"]),
+        vacuum_cron=_cron("VACUUM_CRON", raw["VACUUM_CRON"]),
         sources=sources,
     )

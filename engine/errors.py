@@ -62,5 +62,18 @@ class InvalidJobStateError(StoreError):
     """The job is not in a state that allows the operation (e.g. cancelling a done job)."""
 
 
+class DatabaseError(StoreError):
+    """jobs.db could not be written (locked too long, or an I/O error); nothing was changed."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Another process held jobs.db's write lock for longer than SEACO_DB_BUSY_TIMEOUT_S."""
+
+
+# --- storage -------------------------------------------------------------------------------
+class StorageFullError(SeacoError):
+    """The disk holding the data directory is full; nothing was kept."""
+
+
 class ConfigError(SeacoError):
     """A setting has a value we cannot use."""

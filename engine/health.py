@@ -37,12 +37,17 @@ def worker_check(worker: dict[str, Any] | None, settings: Settings, now: int) ->
             "Queued jobs wait until it is back.",
             heartbeat_age_s=round(age_s, 1),
         )
+    info = worker.get("info") or {}
     return _check(
         "ok",
         f"Worker {worker['state']}, heartbeat {age_s:.0f} s ago.",
         heartbeat_age_s=round(age_s, 1),
         state=worker["state"],
         current_job_id=worker["current_job_id"],
+        # memory at the last heartbeat, for the memory guard's limits and leak watching (soak)
+        pid=info.get("pid"),
+        rss_mb=info.get("rss_mb"),
+        vram_mb=info.get("vram_mb"),
     )
 
 

@@ -8,9 +8,11 @@ No user text ever becomes part of a path: the original name is kept only as a la
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterable
@@ -20,13 +22,21 @@ from typing import BinaryIO
 
 from engine import audio
 from engine.config import Settings
-from engine.errors import AudioTooLargeError, InvalidJobStateError, QueueFullError, SeacoError
+from engine.errors import (
+    AudioTooLargeError,
+    InvalidJobStateError,
+    QueueFullError,
+    SeacoError,
+    StorageFullError,
+)
 from engine.hotwords import parse_hotwords
 from engine.jobs import PRIORITY_BATCH, PRIORITY_NORMAL, Job
 from engine.store import NewJob, Store
 
 CHUNK = 1024 * 1024
 MAX_NAME_CHARS = 200
+TEMP_PATTERNS = ("upload-*.part", "tmp*")  # ours, and the web framework's spooled uploads
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def display_name(name: str | None) -> str:
@@ -35,6 +45,31 @@ def display_name(name: str | None) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = re.sub(r"\s+", " ", name).strip(" .")
     return name[:MAX_NAME_CHARS] or "upload"
+
+
+def _storage_full(exc: OSError) -> StorageFullError:
+    return StorageFullError(
+        "The server's disk is full, so the upload could not be stored and nothing was "
+        f"queued ({os.strerror(exc.errno or errno.ENOSPC)}). Try again later."
+    )
+
+
+def remove_stale_temp(settings: Settings, older_than_s: float = 0) -> int:
+    """Delete temporary upload files (partial uploads of a web process that died). Called
+    by the supervisor before it starts the web process, when no upload can be in flight."""
+    if not settings.tmp_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for pattern in TEMP_PATTERNS:
+        for path in settings.tmp_dir.glob(pattern):
+            try:
+                if path.is_file() and path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -48,7 +83,8 @@ def _fsync_dir(directory: Path) -> None:
 def save_stream(stream: BinaryIO, settings: Settings) -> tuple[Path, str, int]:
     """Copy the upload into tmp/ under a generated name; return (path, sha256, size).
 
-    Refuses as soon as the size limit is passed, without reading the rest.
+    Refuses as soon as the size limit is passed, without reading the rest; a full disk is a
+    StorageFullError and leaves no partial file.
     """
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = settings.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
@@ -67,6 +103,11 @@ def save_stream(stream: BinaryIO, settings: Settings) -> tuple[Path, str, int]:
             out.flush()
             os.fsync(out.fileno())
         audio.check_size(size, settings.max_upload_bytes)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in _NO_SPACE:
+            raise _storage_full(exc) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -101,9 +142,14 @@ def submit_upload(
         info = audio.probe(tmp, max_duration_s=settings.max_duration_s)
         relative = audio_path_for(sha256)
         final = settings.data_dir / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)  # same content if it already exists: replacing is harmless
-        _fsync_dir(final.parent)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)  # same content if it already exists: replacing is harmless
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise _storage_full(exc) from exc
+            raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -124,9 +170,13 @@ def submit_upload(
     )
     try:
         return store.submit(new, queue_max=settings.queue_max, max_attempts=settings.max_attempts)
-    except QueueFullError:
-        if store.audio_references(sha256) == 0:
-            final.unlink(missing_ok=True)
+    except BaseException:
+        # Refused (queue full, database busy or full): keep no file that no job uses. When the
+        # database cannot be written the file stays; a later upload of it reuses it.
+        try:
+            store.remove_unused_audio(sha256, lambda: final.unlink(missing_ok=True))
+        except Exception:  # the original error is what the caller must see
+            pass
         raise
 
 

@@ -18,11 +18,11 @@ def settings() -> Settings:
 
 
 @lru_cache(maxsize=4)
-def _store_for(db_path: str) -> Store:
-    return open_store(db_path)
+def _store_for(db_path: str, busy_timeout_s: float) -> Store:
+    return open_store(db_path, busy_timeout_s=busy_timeout_s)
 
 
 def store() -> Store:
     current = settings()
     current.ensure_dirs()
-    return _store_for(str(current.db_path))
+    return _store_for(str(current.db_path), current.db_busy_timeout_s)

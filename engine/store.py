@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,14 @@ from typing import Any
 
 import sqlite_utils
 
-from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
+from engine.errors import (
+    DatabaseBusyError,
+    DatabaseError,
+    InvalidJobStateError,
+    JobNotFoundError,
+    QueueFullError,
+    StorageFullError,
+)
 from engine.jobs import Job, JobState, Sentence
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
@@ -32,6 +39,25 @@ BUSY_TIMEOUT_MS = 30_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# Columns a telemetry row may carry (what add_telemetry accepts; anything else is ignored).
+_OPS_COLUMNS = {
+    "telemetry": frozenset((
+        "at", "resolution_s", "samples", "cpu_pct", "ram_used_bytes", "ram_total_bytes",
+        "rss_bytes", "rss_peak_bytes", "queue_depth", "running_jobs", "vram_used_bytes",
+        "vram_peak_bytes", "vram_total_bytes", "gpu_util_pct",
+    )),
+    "gpu_telemetry": frozenset((
+        "at", "resolution_s", "samples", "gpu", "name", "memory_used_bytes",
+        "memory_peak_bytes", "memory_total_bytes", "utilization_pct", "temperature_c", "power_w",
+    )),
+}  # fmt: skip
+
+
+def _wmean(column: str) -> str:
+    """SQL for a sample-weighted mean of `column` (a 1-minute row holds `samples` samples)."""
+    return f"(sum({column} * samples) / sum(CASE WHEN {column} IS NOT NULL THEN samples END))"
 
 
 @dataclass(frozen=True)
@@ -94,14 +120,14 @@ class Recovery:
     poisoned: list[int]
 
 
-def connect(db_path: str | Path) -> sqlite3.Connection:
+def connect(db_path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """One place sets the pragmas every connection needs (huey's _create_connection)."""
     conn = sqlite3.connect(
-        str(db_path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        str(db_path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
     )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -124,6 +150,33 @@ _CJK = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa
 _CJK_GAP = re.compile(
     r"(?<=[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff】【]) (?=[\u3400-\u9fff\uf900-\ufaff【】])"
 )
+
+
+# SQLite's primary result codes (sqlite3.h) for the failures that are about the machine, not
+# the request: they become errors the API can answer with 503/507 instead of a 500.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR, _SQLITE_FULL = 5, 6, 10, 13
+
+
+def storage_error(exc: sqlite3.Error) -> Exception | None:
+    """The SeacoError for a write that failed because of the machine: the lock was held too
+    long, the disk is full, or the disk failed. None for anything else (a bug: SQL errors
+    stay as they are). The transaction was rolled back, so nothing half-written remains."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    primary = code & 0xFF if code is not None else None
+    text = str(exc).lower()
+    if primary == _SQLITE_FULL or "disk is full" in text:
+        return StorageFullError(
+            "The disk holding the data directory is full, so nothing could be saved. "
+            "Free some space (old audio, logs) and try again."
+        )
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in text or "busy" in text:
+        return DatabaseBusyError(
+            "The job database is busy (another process held its lock too long). "
+            "Try again in a few seconds."
+        )
+    if primary == _SQLITE_IOERR or "disk i/o error" in text:
+        return DatabaseError(f"The job database could not be written: {exc}.")
+    return None
 
 
 # schema/004: a transcript_fts row's rowid is job_id * FTS_ROWS_PER_JOB + sentence index, so
@@ -165,9 +218,16 @@ def fts_query(query: str) -> str | None:
 class Store:
     """A handle on jobs.db, safe to share between threads (one connection per thread)."""
 
-    def __init__(self, db_path: str | Path, schema_dir: Path = SCHEMA_DIR):
+    def __init__(
+        self,
+        db_path: str | Path,
+        schema_dir: Path = SCHEMA_DIR,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
+    ):
         self.db_path = Path(db_path)
         self.schema_dir = schema_dir
+        self.busy_timeout_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -177,7 +237,7 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.db_path)
+            conn = connect(self.db_path, self.busy_timeout_ms)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -188,16 +248,45 @@ class Store:
         return sqlite_utils.Database(self.conn)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: take the write lock before reading, so read-then-write is atomic."""
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: take the write lock before reading, so read-then-write is atomic.
+
+        `durable` syncs the WAL at this commit (synchronous=FULL), so the row survives a power
+        cut, not only a process crash: for accepting a job, which a 202 promises to keep.
+        A lock held too long or a full disk comes out as a SeacoError (DatabaseBusyError,
+        StorageFullError), after the transaction was rolled back."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            if durable:
+                conn.execute("PRAGMA synchronous = FULL")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.OperationalError as exc:
+            error = storage_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error is what matters
 
     def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
@@ -244,9 +333,10 @@ class Store:
     def submit(
         self, new: NewJob, *, queue_max: int, max_attempts: int, now: int | None = None
     ) -> Job:
-        """Queue a job, or raise QueueFullError when `queue_max` jobs already wait."""
+        """Queue a job, or raise QueueFullError when `queue_max` jobs already wait. The row is
+        synced to disk before this returns: an accepted job survives a power cut."""
         now = now_ms() if now is None else now
-        with self._write() as conn:
+        with self._write(durable=True) as conn:
             depth = conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
             if depth >= queue_max:
                 raise QueueFullError(
@@ -494,6 +584,19 @@ class Store:
             "SELECT count(*) FROM jobs WHERE audio_sha256 = ?", (sha256,)
         ).fetchone()[0]
 
+    def remove_unused_audio(self, sha256: str, remove: Callable[[], None]) -> bool:
+        """Call `remove` (which deletes the audio file) if no job uses this audio, under the
+        write lock, so that no upload of the same content can queue a job on the file
+        between the check and the delete. False when the file is in use."""
+        with self._write() as conn:
+            used = conn.execute(
+                "SELECT count(*) FROM jobs WHERE audio_sha256 = ?", (sha256,)
+            ).fetchone()[0]
+            if used:
+                return False
+            remove()
+        return True
+
     def counts_by_state(self) -> dict[str, int]:
         counts = {s.value: 0 for s in JobState}
         for row in self.conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
@@ -556,12 +659,16 @@ class Store:
             )
         return cursor.rowcount == 1
 
-    def set_stage(self, job_id: int, owner: str, stage: str) -> None:
+    def set_stage(
+        self, job_id: int, owner: str, stage: str, *, duration_ms: int | None = None
+    ) -> None:
+        """Record the running job's stage; after decoding also its exact audio length, which
+        the supervisor's hard time limit is computed from (a header may not say)."""
         with self._write() as conn:
             conn.execute(
-                "UPDATE jobs SET stage = ?, updated_at = ?"
+                "UPDATE jobs SET stage = ?, updated_at = ?, duration_ms = coalesce(?, duration_ms)"
                 " WHERE id = ? AND state = 'running' AND lease_owner = ?",
-                (stage, now_ms(), job_id, owner),
+                (stage, now_ms(), duration_ms, job_id, owner),
             )
 
     def _held(self, conn: sqlite3.Connection, job_id: int, owner: str, attempt: int) -> dict:
@@ -670,31 +777,108 @@ class Store:
                 " WHERE state = 'running' AND lease_expires_at < ?",
                 (now,),
             ).fetchall()
-            requeued, poisoned = [], []
-            for job_id, attempts, max_attempts in rows:
-                if attempts >= max_attempts:
-                    conn.execute(
-                        """UPDATE jobs SET state = 'failed', stage = NULL, finished_at = ?,
-                               updated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-                               error = ?, error_class = 'PoisonJob'
-                           WHERE id = ?""",
-                        (
-                            now, now,
-                            f"The worker stopped (crash, kill or hang) during this job "
-                            f"{attempts} times, so it was set aside. The file may be damaged "
-                            "or too demanding; check the service log.",
-                            job_id,
-                        ),
-                    )  # fmt: skip
-                    poisoned.append(job_id)
-                else:
-                    conn.execute(
-                        """UPDATE jobs SET state = 'queued', stage = NULL, lease_owner = NULL,
-                               lease_expires_at = NULL, updated_at = ? WHERE id = ?""",
-                        (now, job_id),
-                    )
-                    requeued.append(job_id)
+            return self._recover(conn, rows, now)
+
+    def abandon_jobs_of(self, worker_ids: list[str], now: int | None = None) -> Recovery:
+        """The supervisor saw these workers' process exit: recover their running jobs now
+        (queued again, or failed as poison) instead of when their leases run out."""
+        now = now_ms() if now is None else now
+        if not worker_ids:
+            return Recovery(requeued=[], poisoned=[])
+        marks = ", ".join("?" * len(worker_ids))
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, attempts, max_attempts FROM jobs"
+                f" WHERE state = 'running' AND lease_owner IN ({marks})",
+                tuple(worker_ids),
+            ).fetchall()
+            conn.execute(
+                "UPDATE workers SET state = 'stopped', current_job_id = NULL"
+                f" WHERE id IN ({marks})",
+                tuple(worker_ids),
+            )
+            return self._recover(conn, rows, now)
+
+    def time_out(
+        self, job_id: int, owner: str, limit_s: float, now: int | None = None
+    ) -> str | None:
+        """The supervisor killed this job's worker because the job ran past its hard time
+        limit. Queue it again, or fail it with a reason naming the limit once it has used up
+        its attempts. Returns "requeued" or "failed"; None when `owner` no longer held it."""
+        now = now_ms() if now is None else now
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT id, attempts, max_attempts FROM jobs"
+                " WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                (job_id, owner),
+            ).fetchone()
+            if row is None:
+                return None
+            attempts = row[1]
+            recovery = self._recover(
+                conn, [row], now, error_class="JobTimeout",
+                error=f"The job ran past its hard time limit of {limit_s:.0f} s "
+                f"(SEACO_JOB_TIMEOUT_S + SEACO_JOB_TIMEOUT_FACTOR x its audio length) and the "
+                f"worker was stopped, on {attempts} attempt{'s' if attempts != 1 else ''}, so "
+                "it was set aside. The file may be damaged or too demanding; check the "
+                "service log.",
+            )  # fmt: skip
+        return "failed" if recovery.poisoned else "requeued"
+
+    def _recover(
+        self,
+        conn: sqlite3.Connection,
+        rows: list,
+        now: int,
+        *,
+        error: str | None = None,
+        error_class: str = "PoisonJob",
+    ) -> Recovery:
+        """Queue each (id, attempts, max_attempts) job again, or fail it as poison once it
+        has used up its attempts. Inside the caller's write transaction."""
+        requeued, poisoned = [], []
+        for job_id, attempts, max_attempts in rows:
+            if attempts >= max_attempts:
+                reason = error or (
+                    f"The worker stopped (crash, kill or hang) during this job {attempts} "
+                    "times, so it was set aside. The file may be damaged or too demanding; "
+                    "check the service log."
+                )
+                conn.execute(
+                    """UPDATE jobs SET state = 'failed', stage = NULL, finished_at = ?,
+                           updated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                           error = ?, error_class = ?
+                       WHERE id = ?""",
+                    (now, now, reason, error_class, job_id),
+                )
+                poisoned.append(job_id)
+            else:
+                conn.execute(
+                    """UPDATE jobs SET state = 'queued', stage = NULL, lease_owner = NULL,
+                           lease_expires_at = NULL, updated_at = ? WHERE id = ?""",
+                    (now, job_id),
+                )
+                requeued.append(job_id)
         return Recovery(requeued=requeued, poisoned=poisoned)
+
+    def worker_ids_for_pid(self, pid: int, hostname: str, since_ms: int) -> list[str]:
+        """The worker rows a process registered (a pid is only unique while it lives, so
+        rows older than the process are not its own)."""
+        rows = self.conn.execute(
+            "SELECT id FROM workers WHERE pid = ? AND hostname = ? AND started_at >= ?",
+            (pid, hostname, since_ms),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def running_jobs_of(self, worker_ids: list[str]) -> list[Job]:
+        if not worker_ids:
+            return []
+        marks = ", ".join("?" * len(worker_ids))
+        rows = self._rows(
+            f"SELECT * FROM jobs WHERE state = 'running' AND lease_owner IN ({marks})",
+            tuple(worker_ids),
+        )
+        return [Job.from_row(r) for r in rows]
 
     def _finish_cancelled(self, conn: sqlite3.Connection, job_id: int, now: int) -> None:
         conn.execute(
@@ -849,13 +1033,220 @@ class Store:
     def events(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM events ORDER BY id DESC LIMIT ?", (max(0, limit),))
 
+    # --- operations: telemetry, probes, windows of history, maintenance -----------------------
+    def add_telemetry(
+        self, samples: list[dict[str, Any]], gpus: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Store raw telemetry samples (columns of `telemetry`) and per-GPU readings (columns
+        of `gpu_telemetry`) in one transaction; several at once for back-fills and tests."""
+        with self._write() as conn:
+            for table, rows in (("telemetry", samples), ("gpu_telemetry", gpus or [])):
+                for row in rows:
+                    columns = [c for c in row if c in _OPS_COLUMNS[table]]
+                    conn.execute(
+                        f"INSERT INTO {table} ({', '.join(columns)})"
+                        f" VALUES ({', '.join('?' * len(columns))})",
+                        [row[c] for c in columns],
+                    )
+
+    def add_probe(
+        self,
+        *,
+        at: int,
+        healthy: bool,
+        http_status: int | None,
+        status: str | None,
+        latency_ms: float | None,
+        error: str | None = None,
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO probes (at, healthy, http_status, status, latency_ms, error)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (at, int(healthy), http_status, status, latency_ms, error),
+            )
+
+    def telemetry_series(self, start: int, end: int, bucket_ms: int) -> list[dict[str, Any]]:
+        """Telemetry in [start, end) folded into buckets of `bucket_ms`: sample-weighted means,
+        and the smallest and largest memory values, per bucket, oldest first. Raw samples and
+        1-minute means are read alike (each minute row weighs as many samples as it holds)."""
+        b = max(1, int(bucket_ms))
+        return self._rows(
+            f"""SELECT (at / {b}) * {b} AS at, sum(samples) AS samples,
+                   {_wmean("cpu_pct")} AS cpu_pct,
+                   {_wmean("ram_used_bytes")} AS ram_used_bytes,
+                   min(ram_used_bytes) AS ram_min_bytes, max(ram_used_bytes) AS ram_max_bytes,
+                   max(ram_total_bytes) AS ram_total_bytes,
+                   {_wmean("rss_bytes")} AS rss_bytes, min(rss_bytes) AS rss_min_bytes,
+                   max(coalesce(rss_peak_bytes, rss_bytes)) AS rss_peak_bytes,
+                   {_wmean("queue_depth")} AS queue_depth, max(queue_depth) AS queue_max,
+                   {_wmean("running_jobs")} AS running_jobs,
+                   {_wmean("vram_used_bytes")} AS vram_used_bytes,
+                   min(vram_used_bytes) AS vram_min_bytes,
+                   max(coalesce(vram_peak_bytes, vram_used_bytes)) AS vram_peak_bytes,
+                   max(vram_total_bytes) AS vram_total_bytes,
+                   {_wmean("gpu_util_pct")} AS gpu_util_pct
+               FROM telemetry WHERE at >= ? AND at < ?
+               GROUP BY (at / {b}) ORDER BY 1""",
+            (int(start), int(end)),
+        )
+
+    def gpu_series(self, start: int, end: int, bucket_ms: int) -> list[dict[str, Any]]:
+        """Per-GPU telemetry in [start, end) in buckets, like telemetry_series."""
+        b = max(1, int(bucket_ms))
+        return self._rows(
+            f"""SELECT (at / {b}) * {b} AS at, gpu, max(name) AS name,
+                   {_wmean("memory_used_bytes")} AS memory_used_bytes,
+                   max(coalesce(memory_peak_bytes, memory_used_bytes)) AS memory_peak_bytes,
+                   max(memory_total_bytes) AS memory_total_bytes,
+                   {_wmean("utilization_pct")} AS utilization_pct,
+                   {_wmean("temperature_c")} AS temperature_c, {_wmean("power_w")} AS power_w
+               FROM gpu_telemetry WHERE at >= ? AND at < ?
+               GROUP BY (at / {b}), gpu ORDER BY 1, 2""",
+            (int(start), int(end)),
+        )
+
+    def probes_between(self, start: int, end: int) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM probes WHERE at >= ? AND at < ? ORDER BY at", (int(start), int(end))
+        )
+
+    def first_probe_at(self) -> int | None:
+        return self.conn.execute("SELECT min(at) FROM probes").fetchone()[0]
+
+    def finished_jobs_between(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Jobs that reached a final state in [start, end), oldest first, with what the
+        operations pages need (no transcripts)."""
+        return self._rows(
+            """SELECT id, state, priority, source, original_name, attempts, submitted_at,
+                   started_at, finished_at, queue_wait_ms, decode_ms, inference_ms, total_ms,
+                   rtf, duration_ms, error, error_class
+               FROM jobs WHERE finished_at >= ? AND finished_at < ? ORDER BY finished_at""",
+            (int(start), int(end)),
+        )
+
+    def events_between(
+        self, start: int, end: int, *, kinds: tuple[str, ...] = (), levels: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """Events in [start, end), newest first; `kinds` are prefixes ("maintenance." matches
+        every maintenance task), `levels` exact levels; empty means any."""
+        clauses, params = ["at >= ?", "at < ?"], [int(start), int(end)]
+        if kinds:
+            clauses.append("(" + " OR ".join("kind LIKE ? ESCAPE '\\'" for _ in kinds) + ")")
+            params += [k.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                       for k in kinds]  # fmt: skip
+        if levels:
+            clauses.append(f"level IN ({', '.join('?' * len(levels))})")
+            params += list(levels)
+        rows = self._rows(
+            f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY at DESC, id DESC",
+            tuple(params),
+        )
+        for row in rows:
+            row["data"] = json.loads(row["data"]) if row["data"] else None
+        return rows
+
+    def downsample_telemetry(self, raw_before: int, drop_before: int) -> dict[str, int]:
+        """Retention: raw samples older than `raw_before` become one row per minute (the
+        minute's sample-weighted means and peaks), rows older than `drop_before` and probes
+        older than it are deleted. `raw_before` is rounded down to a whole minute so no
+        minute is ever folded in two parts. One transaction: a reader sees before or after."""
+        raw_before = int(raw_before) - int(raw_before) % 60_000
+        with self._write() as conn:
+            folded = conn.execute(
+                "SELECT count(*) FROM telemetry WHERE resolution_s = 0 AND at < ?", (raw_before,)
+            ).fetchone()[0]
+            conn.execute(
+                """INSERT INTO telemetry (at, resolution_s, samples, cpu_pct, ram_used_bytes,
+                       ram_total_bytes, rss_bytes, rss_peak_bytes, queue_depth, running_jobs,
+                       vram_used_bytes, vram_peak_bytes, vram_total_bytes, gpu_util_pct)
+                   SELECT (at / 60000) * 60000, 60, count(*), avg(cpu_pct),
+                       avg(ram_used_bytes), max(ram_total_bytes), avg(rss_bytes),
+                       max(coalesce(rss_peak_bytes, rss_bytes)), avg(queue_depth),
+                       avg(running_jobs), avg(vram_used_bytes),
+                       max(coalesce(vram_peak_bytes, vram_used_bytes)), max(vram_total_bytes),
+                       avg(gpu_util_pct)
+                   FROM telemetry WHERE resolution_s = 0 AND at < ?
+                   GROUP BY at / 60000""",
+                (raw_before,),
+            )
+            conn.execute(
+                """INSERT INTO gpu_telemetry (at, resolution_s, samples, gpu, name,
+                       memory_used_bytes, memory_peak_bytes, memory_total_bytes,
+                       utilization_pct, temperature_c, power_w)
+                   SELECT (at / 60000) * 60000, 60, count(*), gpu, max(name),
+                       avg(memory_used_bytes), max(coalesce(memory_peak_bytes, memory_used_bytes)),
+                       max(memory_total_bytes), avg(utilization_pct), avg(temperature_c),
+                       avg(power_w)
+                   FROM gpu_telemetry WHERE resolution_s = 0 AND at < ?
+                   GROUP BY at / 60000, gpu""",
+                (raw_before,),
+            )
+            for table in ("telemetry", "gpu_telemetry"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE resolution_s = 0 AND at < ?", (raw_before,)
+                )
+            dropped = 0
+            for table in ("telemetry", "gpu_telemetry", "probes"):
+                dropped += conn.execute(
+                    f"DELETE FROM {table} WHERE at < ?", (int(drop_before),)
+                ).rowcount
+        return {"folded": folded, "dropped": dropped}
+
+    def audio_to_purge(self, finished_before: int) -> list[dict[str, Any]]:
+        """Audio files (by content hash) whose jobs have all finished before
+        `finished_before` and that have not been purged yet: what the retention deletes."""
+        return self._rows(
+            """SELECT audio_sha256, max(audio_path) AS audio_path,
+                   sum(audio_bytes) / count(*) AS audio_bytes
+               FROM jobs GROUP BY audio_sha256
+               HAVING sum(audio_purged_at IS NULL) > 0
+                  AND sum(state IN ('queued', 'running')) = 0
+                  AND max(coalesce(finished_at, submitted_at)) < ?""",
+            (int(finished_before),),
+        )
+
+    def purge_audio(
+        self, sha256: str, finished_before: int, remove: Callable[[], bool], now: int
+    ) -> bool:
+        """Under the write lock (no job can be queued on the file meanwhile), check that the
+        file is still unused since `finished_before`, call `remove` (which deletes it and says
+        whether it did) and mark its jobs' audio as purged. False when it is in use again."""
+        with self._write() as conn:
+            row = conn.execute(
+                """SELECT sum(state IN ('queued', 'running')),
+                       max(coalesce(finished_at, submitted_at))
+                   FROM jobs WHERE audio_sha256 = ?""",
+                (sha256,),
+            ).fetchone()
+            if row[0] is None or row[0] or row[1] >= finished_before:
+                return False
+            if not remove():
+                return False
+            conn.execute(
+                "UPDATE jobs SET audio_purged_at = ? WHERE audio_sha256 = ?"
+                " AND audio_purged_at IS NULL",
+                (now, sha256),
+            )
+        return True
+
+    def vacuum(self) -> dict[str, int]:
+        """VACUUM (rebuild the file, returning free pages to the disk), ANALYZE (fresh
+        statistics for the query planner), then truncate the WAL. Blocks writers meanwhile,
+        which is why maintenance runs it only when no job is queued or running."""
+        before = self.database_bytes()
+        self.conn.execute("VACUUM")
+        self.conn.execute("ANALYZE")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"bytes_before": before, "bytes_after": self.database_bytes()}
+
     def check(self) -> None:
         """A cheap query that fails when the database is unusable (for /health)."""
         self.conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
 
 
-def open_store(db_path: str | Path) -> Store:
+def open_store(db_path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> Store:
     """Open jobs.db, creating and migrating it as needed."""
-    store = Store(db_path)
+    store = Store(db_path, busy_timeout_s=busy_timeout_s)
     store.migrate()
     return store

@@ -2,9 +2,11 @@
 
 One instance per data directory, found through <data>/seaco.pid: a stale instance is stopped
 before a new one starts. Children write to <data>/logs/app.log. A worker that dies is started
-again after a back-off (1 s doubling to 30 s, reset once it has lived a minute), so a job
-that kills it is re-queued by the lease sweep and eventually failed as poison rather than
-taking the service down.
+again after a back-off (1 s doubling to 30 s, reset once it has lived a minute); the job it
+held is queued again at once and, after SEACO_MAX_ATTEMPTS deaths, failed as poison rather
+than taking the service down. A worker that exits cleanly (code 0: the memory guard or its
+job quota, see engine/memguard.py) is replaced at once. The supervisor also enforces the hard
+per-job time limit (engine/watchdog.py): a worker stuck in a job past it is killed.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from engine.config import Settings
 from engine.errors import ConfigError
+from engine.intake import remove_stale_temp
+from engine.watchdog import Watchdog
 
 log = logging.getLogger("seaco.supervisor")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 30  # a running job gets this long to finish before it is given back
+T = TypeVar("T")
 
 
 def pid_file(settings: Settings) -> Path:
@@ -92,6 +98,8 @@ class Child:
     backoff_s: float = 1.0
     next_start: float = 0.0
     env: dict[str, str] = field(default_factory=dict)
+    started_ms: int = 0  # wall clock, to tell this process's worker rows from older ones
+    killed_for_timeout: bool = False
 
 
 def web_argv(settings: Settings) -> list[str]:
@@ -117,11 +125,16 @@ class Supervisor:
         self.settings = settings
         self.log_stream = log_stream
         env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        # Uploads are spooled by the web framework before our code sees them: keep those
+        # files on the data disk (watched by /health, cleaned at start), not in a RAM /tmp.
+        web_env = {**env, "TMPDIR": str(settings.tmp_dir)}
         self.children = [
-            Child("web", web_argv(settings), env=env),
+            Child("web", web_argv(settings), env=web_env),
             Child("worker", worker_argv(), env=env),
         ]
         self.stopping = False
+        self.watchdog = Watchdog(settings)
+        self._db_error_logged = False
 
     def _start(self, child: Child) -> None:
         out = self.log_stream if self.log_stream is not None else None
@@ -130,26 +143,81 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
         child.started_at = time.monotonic()
+        child.started_ms = int(time.time() * 1000)
+        child.killed_for_timeout = False
         log.info("%s started (pid %s)", child.name, child.process.pid)
 
     def _watch(self, child: Child) -> None:
         if child.process is None:
             if time.monotonic() >= child.next_start:
+                if child.name == "web":
+                    self._clean_temp()
                 self._start(child)
             return
         code = child.process.poll()
         if code is None:
             if time.monotonic() - child.started_at > 60:
                 child.backoff_s = 1.0
+            if child.name == "worker":
+                self._enforce_time_limit(child)
             return
         child.restarts += 1
+        pid = child.process.pid
+        child.process = None
+        if child.name == "worker":
+            self._db(lambda: self.watchdog.worker_exited(pid, child.started_ms, code))
+        if code == 0 or child.killed_for_timeout:
+            # planned: the memory guard / job quota, or a job killed for its time limit; the
+            # process itself was healthy, so a fresh one starts at once
+            log.info("%s (pid %s) exited with code %s; starting a fresh one", child.name, pid, code)
+            child.next_start = time.monotonic()
+            return
         log.error(
             "%s exited with code %s; restarting in %.0f s (restart %d)",
             child.name, code, child.backoff_s, child.restarts,
         )  # fmt: skip
-        child.process = None
         child.next_start = time.monotonic() + child.backoff_s
         child.backoff_s = min(child.backoff_s * 2, 30.0)
+
+    def _enforce_time_limit(self, child: Child) -> None:
+        """Kill the worker when a job it holds has run past its hard time limit."""
+        assert child.process is not None
+        late = self._db(lambda: self.watchdog.overdue(child.process.pid, child.started_ms))
+        if not late:
+            return
+        for overdue in late:
+            log.error(
+                "job %s has run %.0f s, past its hard time limit of %.0f s: killing the "
+                "worker (pid %s)", overdue.job.id, overdue.running_s, overdue.limit_s,
+                child.process.pid,
+            )  # fmt: skip
+        child.process.kill()
+        child.process.wait()  # dead before the job is handed on: it can write nothing more
+        child.killed_for_timeout = True
+        for overdue in late:
+            self._db(lambda o=overdue: self.watchdog.timed_out(o))
+
+    def _db(self, action: Callable[[], T]) -> T | None:
+        """Run a watchdog query; the supervisor itself must survive an unusable database."""
+        try:
+            result = action()
+        except Exception:
+            if not self._db_error_logged:
+                log.exception("the supervisor could not use the job database")
+                self._db_error_logged = True
+            return None
+        self._db_error_logged = False
+        return result
+
+    def _clean_temp(self) -> None:
+        """Uploads cut off by a crash of the web process leave partial files behind."""
+        try:
+            removed = remove_stale_temp(self.settings)
+        except OSError:
+            log.exception("could not clean %s", self.settings.tmp_dir)
+            return
+        if removed:
+            log.info("removed %d stale temporary upload files", removed)
 
     def request_stop(self, *_args: object) -> None:
         self.stopping = True
@@ -166,6 +234,7 @@ class Supervisor:
                 time.sleep(0.5)
         finally:
             self.stop_children()
+            self.watchdog.close()
             if pid_file(self.settings).read_text().strip() == str(os.getpid()):
                 pid_file(self.settings).unlink(missing_ok=True)
         return 0

@@ -28,10 +28,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine import audio
 from engine.config import Settings
-from engine.errors import SeacoError
+from engine.errors import DatabaseError, SeacoError, StorageFullError
 from engine.hotwords import default_hotwords, merge_hotwords
 from engine.jobs import Job
+from engine.memguard import recycle_reason, rss_mb, vram_mb
 from engine.store import JobResult, Store, open_store
+from engine.watchdog import record_recovery
 
 log = logging.getLogger("seaco.worker")
 WORKER_ROWS_KEPT_MS = 7 * 24 * 3600 * 1000  # each (re)start adds a row; keep a week of them
@@ -85,10 +87,12 @@ class Worker:
         max_jobs: int | None = None,
     ):
         self.settings = settings
-        self.store = store or open_store(settings.db_path)
+        self.store = store or open_store(
+            settings.db_path, busy_timeout_s=settings.db_busy_timeout_s
+        )
         self.pipeline_factory = pipeline_factory
         self.burst = burst  # drain the queue, then stop (rq's work(burst=True); for tests)
-        self.max_jobs = max_jobs
+        self.max_jobs = max_jobs  # `--max-jobs`; otherwise SEACO_WORKER_MAX_JOBS applies
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.pipeline: Pipeline | None = None
         self.model_error: str | None = None
@@ -134,17 +138,8 @@ class Worker:
         return True
 
     def recover(self) -> None:
-        recovery = self.store.requeue_abandoned()
-        for job_id in recovery.requeued:
-            log.warning("job %s: its worker stopped; queued again", job_id)
-            self.store.add_event(
-                "job.requeued", "Worker stopped during the job; queued again.", job_id=job_id
-            )
-        for job_id in recovery.poisoned:
-            log.error("job %s: failed as poison after repeated worker deaths", job_id)
-            self.store.add_event(
-                "job.poison", "Failed after repeated worker deaths.", level="error", job_id=job_id
-            )
+        """Jobs whose worker died (its lease ran out) are queued again or failed as poison."""
+        record_recovery(self.store, self.store.requeue_abandoned())
 
     def heartbeat(self) -> None:
         try:
@@ -155,12 +150,21 @@ class Worker:
                 model_loaded=self.pipeline is not None,
                 model_error=self.model_error,
                 current_job_id=self.current.id if self.current else None,
-                info={**self.model_info, "pid": os.getpid()},
+                info={**self.model_info, "pid": os.getpid(), **self._memory()},
                 jobs_done=self.jobs_done,
                 jobs_failed=self.jobs_failed,
             )
         except Exception:  # a missed heartbeat is survivable; a dead scheduler thread is not
             log.exception("heartbeat failed")
+
+    @staticmethod
+    def _memory() -> dict[str, float]:
+        """RSS (and VRAM on a GPU) for the heartbeat, so /health and the soak can watch it."""
+        memory = {"rss_mb": round(rss_mb(), 1)}
+        vram = vram_mb()
+        if vram is not None:
+            memory["vram_mb"] = round(vram, 1)
+        return memory
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -178,12 +182,38 @@ class Worker:
         self._set_state("busy")
         try:
             self.process(job)
+        except (DatabaseError, StorageFullError) as exc:
+            # Not the job's fault: give it back (without costing an attempt) rather than fail it.
+            log.error("job %s: the database refused a write (%s); giving the job back", job.id, exc)
+            try:
+                self.store.release(job.id, self.id)
+            except Exception:
+                log.warning("job %s: could not give it back; its lease will expire", job.id)
         finally:
             self.current = None
             self._set_state("ready")
-        if self.max_jobs is not None and self.jobs_done + self.jobs_failed >= self.max_jobs:
-            self.request_stop()
+        self._check_memory()
         return True
+
+    def _check_memory(self) -> None:
+        """The memory guard (engine/memguard.py): between jobs, hand over to a fresh process
+        when this one has grown past its limits or done its share of jobs."""
+        rss, vram = rss_mb(), vram_mb()
+        jobs = self.jobs_done + self.jobs_failed
+        reason = recycle_reason(
+            self.settings, jobs_processed=jobs, rss=rss, vram=vram, max_jobs=self.max_jobs
+        )
+        if reason is None:
+            return
+        log.warning("%s", reason)
+        try:
+            self.store.add_event(
+                "worker.recycle", reason,
+                data={"worker": self.id, "rss_mb": round(rss), "vram_mb": vram, "jobs": jobs},
+            )  # fmt: skip
+        except Exception:  # the stop matters more than its record
+            log.exception("could not record the recycle")
+        self.request_stop()
 
     def process(self, job: Job) -> None:
         """Decode, recognise, store. Any failure is recorded on the job; the worker goes on."""
@@ -200,7 +230,7 @@ class Worker:
                 max_duration_s=self.settings.max_duration_s,
             )
             decode_ms = round((time.monotonic() - started) * 1000)
-            self.store.set_stage(job.id, self.id, "recognising")
+            self.store.set_stage(job.id, self.id, "recognising", duration_ms=info.duration_ms)
             # A "compare without hotwords" re-run must not get the operator's defaults either.
             use_defaults = job.use_default_hotwords
             defaults = default_hotwords(self.store, self.settings) if use_defaults else []
@@ -221,6 +251,8 @@ class Worker:
                 inference_ms=inference_ms,
                 model_info=self.model_info,
             )
+        except (DatabaseError, StorageFullError):
+            raise  # the database is unwell, not the job: loop() gives the job back
         except Exception as exc:
             message = user_error(exc)
             if isinstance(exc, SeacoError):
@@ -339,8 +371,15 @@ def _in_seconds(delay_s: float):
     return datetime.now(timezone.utc) + timedelta(seconds=delay_s)
 
 
-def run_worker(settings: Settings, *, burst: bool = False, max_jobs: int | None = None) -> int:
-    worker = Worker(settings, burst=burst, max_jobs=max_jobs)
+def run_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    max_jobs: int | None = None,
+    pipeline_factory: PipelineFactory = load_pipeline,
+) -> int:
+    """Run a worker until it is stopped, drained (`burst`) or recycled; 0 after a clean stop."""
+    worker = Worker(settings, burst=burst, max_jobs=max_jobs, pipeline_factory=pipeline_factory)
     worker.install_signal_handlers()
     log.info("worker %s starting (data dir %s)", worker.id, Path(settings.data_dir))
     code = worker.run()

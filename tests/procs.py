@@ -39,15 +39,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def env_for(settings: Settings) -> dict[str, str]:
+def env_for(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
-    return {**env, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    return {**env, **settings.as_env(), "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
-def start(args: list[str], settings: Settings, log: Path) -> subprocess.Popen:
+def start(
+    args: list[str], settings: Settings, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """`seaco ARGS` as a process of its own; `extra_env` is for test seams such as
+    SEACO_TEST_PIPELINE (tests/fault_pipeline.py), which are not settings."""
     out = open(log, "ab")  # noqa: SIM115 - closed with the process by stop()
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env_for(settings),
+        [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env_for(settings, extra_env),
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
 
@@ -73,7 +77,7 @@ def get_health(base_url: str) -> tuple[int, dict]:
         return 0, {}
 
 
-def serve(tmp_path: Path, name: str, **overrides: str):
+def serve(tmp_path: Path, name: str, extra_env: dict[str, str] | None = None, **overrides: str):
     """`seaco serve` on a free port with its own data dir; returns (settings, proc, url)."""
     from tests.conftest import make_settings
 
@@ -82,5 +86,5 @@ def serve(tmp_path: Path, name: str, **overrides: str):
         lease_s="5", **overrides,
     )  # fmt: skip
     settings.ensure_dirs()
-    proc = start(["serve"], settings, tmp_path / f"{name}.log")
+    proc = start(["serve"], settings, tmp_path / f"{name}.log", extra_env)
     return settings, proc, f"http://127.0.0.1:{settings.port}"
