@@ -34,6 +34,8 @@ if submitted:
         if batch.accepted:
             batches.insert(0, batch.batch_id)
             st.success(f"Queued {len(batch.accepted)} files as batch {batch.batch_id}.")
+            for warning in ui.hotword_warnings(batch.accepted[0].hotwords, settings.asr_model):
+                st.warning(warning)
         for name, exc in batch.rejected:
             st.error(f"{name}: {exc}")
 

@@ -32,6 +32,6 @@ if saved:
     current = save_default_hotwords(store, text)
     st.success(f"Saved {len(current)} hotwords; the next job uses them.")
 
-for warning in ui.hotword_warnings(current):
+for warning in ui.hotword_warnings(current, settings.asr_model):
     st.warning(warning)
 st.write("In force:", ", ".join(current) if current else "(none)")

@@ -43,6 +43,8 @@ if submitted:
             st.error(str(exc))
         else:
             st.session_state["transcribe_job"] = job.id
+            for warning in ui.hotword_warnings(job.hotwords, settings.asr_model):
+                st.warning(warning)
 
 
 @st.fragment(run_every=1)

@@ -105,3 +105,16 @@ def test_batch_summary_and_hotword_warnings():
     assert fraction == 0.75 and line.startswith("3 of 4 finished")
     assert ui.hotword_warnings(["科哥"]) == []
     assert "at most 50" in ui.hotword_warnings([f"w{i}" for i in range(51)])[0]
+
+
+def test_hotwords_page_warns_about_words_the_model_cannot_write(data_env, monkeypatch, tiny_models):
+    monkeypatch.setenv("SEACO_ASR_MODEL", str(tiny_models["asr"]))
+    service.settings.cache_clear()
+    at = page("hotwords").run()
+    at.text_area[0].input("天气\n张龘")  # 龘 is not in the tiny model's dictionary
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("张龘" in w.value and "龘" in w.value for w in at.warning)
+    at.text_area[0].input("天气")
+    at.button[0].click().run()
+    assert not at.warning
