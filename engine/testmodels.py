@@ -96,7 +96,9 @@ _SIZE_DIMS: dict[str, dict[str, Any]] = {
         "ffn": 64,
         "enc_blocks": 2,
         "dec_blocks": 2,
-        "seaco_blocks": 1,
+        # as many as the real model: with over 50 hotwords funasr's filter runs SeACo decoder
+        # blocks 0-5 by index (forward_asf6), so fewer fail with IndexError
+        "seaco_blocks": 6,
         "seaco_ffn": 64,
         "punc_vocab": None,
         "punc_d": 32,

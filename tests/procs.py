@@ -88,3 +88,36 @@ def serve(tmp_path: Path, name: str, extra_env: dict[str, str] | None = None, **
     settings.ensure_dirs()
     proc = start(["serve"], settings, tmp_path / f"{name}.log", extra_env)
     return settings, proc, f"http://127.0.0.1:{settings.port}"
+
+
+def fork_worker(settings: Settings, log: Path) -> int:
+    """A worker process forked from the test process: the same `run_worker` as `seaco worker`
+    in a process of its own, but started in well under a second instead of the ~7 s that
+    importing funasr costs a fresh interpreter, so one test can kill twenty of them. The test
+    process must already have imported funasr (the `tiny_models` fixture does). The child
+    never returns: it leaves through os._exit, so it cannot run the test process's cleanup
+    or close its database connections."""
+    import funasr  # noqa: F401 - imported before the fork, not after it, in every child
+
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 70
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        # pytest replaced these objects to capture output; the child writes to its log
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        from engine.logs import configure_logging
+        from engine.worker import run_worker
+
+        configure_logging("worker")
+        code = run_worker(settings)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
