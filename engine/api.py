@@ -5,7 +5,9 @@ pool and SQLite and file I/O never block the event loop."""
 
 from __future__ import annotations
 
+import errno
 import hmac
+import sqlite3
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,38 +15,15 @@ from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine import __version__, export, jobs_view, service
 from engine.api_errors import error_body, error_code, retry_after_s, status_for
-from engine.errors import QueueFullError, SeacoError
+from engine.errors import DatabaseBusyError, QueueFullError, SeacoError, StorageFullError
 from engine.intake import submit_batch, submit_upload
 from engine.jobs import PRIORITY_LIVE, PRIORITY_NORMAL, Job, JobState
 
-MULTIPART_OVERHEAD = 1024 * 1024
 PROGRESS = {"decoding": 0.1, "recognising": 0.5, "saving": 0.95}
-
-
-class BodyLimit:
-    """Refuse a request whose declared size is over the upload limit before reading it."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            limit = service.settings().max_upload_bytes + MULTIPART_OVERHEAD
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > limit:
-                mb = service.settings().max_upload_mb
-                body = error_body(
-                    "audio_too_large",
-                    f"The upload is larger than the {mb} MB limit (SEACO_MAX_UPLOAD_MB).",
-                    413,
-                )
-                await JSONResponse(body, status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+DATABASE_RETRY_AFTER_S = 5
 
 
 def require_token(request: Request) -> None:
@@ -86,11 +65,27 @@ def seaco_error(_request: Request, exc: SeacoError) -> JSONResponse:
     if isinstance(exc, QueueFullError):
         extra["retry_after_s"] = retry_after_s(service.store(), service.settings())
         headers["Retry-After"] = str(extra["retry_after_s"])
+    elif isinstance(exc, DatabaseBusyError):
+        extra["retry_after_s"] = DATABASE_RETRY_AFTER_S
+        headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     body = error_body(error_code(exc), str(exc), status, **extra)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+def no_space_cause(exc: BaseException) -> OSError | None:
+    """The 'disk full' OSError behind an exception, if there is one (the framework turns a
+    failure while spooling an upload into a 400 "error parsing the body")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if no_space_cause(exc) is not None:
+        return seaco_error(request, StorageFullError("The server's disk is full; try later."))
     code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "http_error"
     )
@@ -113,8 +108,15 @@ def validation_error(_request: Request, exc: RequestValidationError) -> JSONResp
     )
 
 
+def database_error(_request: Request, exc: sqlite3.Error) -> JSONResponse:
+    """A read that failed inside SQLite (writes arrive as SeacoErrors): say so, not 500."""
+    body = error_body("database_error", f"The job database could not be used: {exc}.", 503)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SeacoError, seaco_error)
+    app.add_exception_handler(sqlite3.Error, database_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
 

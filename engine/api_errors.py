@@ -16,6 +16,7 @@ from engine.errors import (
     AudioTooLargeError,
     AudioTooLongError,
     CorruptAudioError,
+    DatabaseError,
     EmptyAudioError,
     InvalidJobStateError,
     JobNotFoundError,
@@ -23,6 +24,7 @@ from engine.errors import (
     NotAudioError,
     QueueFullError,
     SeacoError,
+    StorageFullError,
 )
 from engine.export import NotExportableError, UnknownFormatError
 from engine.store import Store
@@ -39,6 +41,8 @@ STATUS_FOR: dict[type[SeacoError], int] = {
     CorruptAudioError: 422,
     QueueFullError: 503,
     ModelError: 503,
+    DatabaseError: 503,  # and DatabaseBusyError: the lock was held too long; try again
+    StorageFullError: 507,
 }
 RETRY_AFTER_DEFAULT_S = 30
 RETRY_AFTER_MAX_S = 3600

@@ -8,7 +8,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from engine import service
-from engine.api import BodyLimit, create_api
+from engine.api import create_api
+from engine.bodylimit import BodyLimit
 from engine.health import health, http_status
 from engine.metrics import CONTENT_TYPE, render_metrics
 from engine.openai_compat import create_openai_api

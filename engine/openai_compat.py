@@ -10,6 +10,7 @@ Errors use OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from typing import Annotated, Literal
 
@@ -20,9 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import __version__, export, service
-from engine.api import require_token
+from engine.api import no_space_cause, require_token
 from engine.api_errors import error_code, retry_after_s, status_for
-from engine.errors import QueueFullError, SeacoError
+from engine.errors import QueueFullError, SeacoError, StorageFullError
 from engine.intake import submit_upload
 from engine.jobs import PRIORITY_LIVE, Job, JobState
 
@@ -44,7 +45,13 @@ def _seaco_error(_request: Request, exc: SeacoError) -> JSONResponse:
     return openai_error(status, str(exc), kind, error_code(exc), **headers)
 
 
-def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+def _database_error(_request: Request, exc: sqlite3.Error) -> JSONResponse:
+    return openai_error(503, f"The job database could not be used: {exc}.", "server_error")
+
+
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if no_space_cause(exc) is not None:
+        return _seaco_error(request, StorageFullError("The server's disk is full; try later."))
     kind = "authentication_error" if exc.status_code == 401 else "invalid_request_error"
     return openai_error(exc.status_code, str(exc.detail), kind)
 
@@ -99,6 +106,7 @@ def create_openai_api() -> FastAPI:
         dependencies=[Depends(require_token)],
     )
     app.add_exception_handler(SeacoError, _seaco_error)
+    app.add_exception_handler(sqlite3.Error, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
