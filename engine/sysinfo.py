@@ -76,7 +76,7 @@ def worker_view(store: Store, now: int | None = None) -> WorkerView | None:
 def device_label(worker: WorkerView | None, gpus: gpu.GpuSnapshot, setting: str) -> str:
     """'cuda:0 (NVIDIA H100)' / 'cpu' as the worker reports it, else what the setting asks."""
     if worker is None or worker.device is None:
-        return f"not known yet (SEACO_DEVICE={setting}; the worker reports it once loaded)"
+        return f"not known yet ({setting})"  # the worker reports it once models load
     if worker.device.startswith("cuda"):
         name = worker.info.get("gpu") or (gpus.gpus[0].name if gpus.gpus else "GPU")
         return f"{worker.device} ({name})"
@@ -122,16 +122,15 @@ def overview(store: Store, settings: Settings, gpus: gpu.GpuSnapshot) -> dict[st
     """The headline numbers at the top of the page."""
     worker = worker_view(store)
     disk = shutil.disk_usage(settings.data_dir)
-    return {
+    return {  # short values: st.metric cuts long ones off
         "Device": device_label(worker, gpus, settings.device),
-        "Worker": "none"
-        if worker is None
-        else f"{worker.state}, {worker.heartbeat_age_s:.0f} s ago",
+        "Worker": "none" if worker is None else worker.state,
+        "Heartbeat": "–" if worker is None else f"{worker.heartbeat_age_s:.0f} s ago",
         "Current job": "–"
         if worker is None or worker.current_job_id is None
         else f"{worker.current_job_id}",
         "Queue": f"{store.queue_depth()} / {settings.queue_max}",
         "Database": human_bytes(store.database_bytes()),
-        "Free disk": f"{human_bytes(disk.free)} of {human_bytes(disk.total)}",
+        "Free disk": human_bytes(disk.free),
         "Test models": "YES" if worker and uses_random_weights(worker.info) else "no",
     }

@@ -17,7 +17,8 @@ store = service.store()
 def live_overview() -> None:
     gpus = gpu.read_gpus()
     facts = sysinfo.overview(store, settings, gpus)
-    for row in (list(facts.items())[:4], list(facts.items())[4:]):
+    items = list(facts.items())
+    for row in (items[:4], items[4:]):
         for column, (label, value) in zip(st.columns(4), row, strict=False):
             column.metric(label, value)
     st.subheader("GPU")
