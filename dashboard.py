@@ -14,6 +14,9 @@ page = st.navigation(
         st.Page("pages/live.py", title="Live", icon="🔴"),
         st.Page("pages/jobs.py", title="Jobs", icon="🔎"),
         st.Page("pages/hotwords.py", title="Hotwords", icon="🏷️"),
+        st.Page("pages/operations.py", title="Operations", icon="📈"),
+        st.Page("pages/stability.py", title="Stability", icon="🩺"),
+        st.Page("pages/capacity.py", title="Capacity", icon="🧮"),
         st.Page("pages/system.py", title="System", icon="🖥️"),
     ]
 )

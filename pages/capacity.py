@@ -1,0 +1,44 @@
+"""Capacity: from measured processing times, the load one worker sustains, how many
+real-time streams it serves at a target latency, and the queue wait at an arrival rate."""
+
+import streamlit as st
+
+from engine import jobs_view, opscharts, opsstats, opsview, service
+
+store = service.store()
+tz = jobs_view.zone(st.context.timezone)
+
+st.title("Capacity")
+choice = st.segmented_control(
+    "Measured over", opsview.WINDOW_CHOICES, default="7 d", key="capacity_window", width="stretch"
+)
+days = st.date_input("Days", value=(), key="capacity_days") if choice == opsview.CUSTOM else ()
+win = opsview.window(choice or "7 d", days=days, tz=tz)
+
+left, middle, right = st.columns(3)
+target = left.number_input("Target latency (s)", min_value=0.1, value=5.0, step=0.5)
+chunk = middle.number_input("Stream chunk length (s)", min_value=0.5, value=10.0, step=1.0)
+rate = right.number_input("Arrival rate (jobs per hour)", min_value=0.0, value=60.0, step=10.0)
+
+report = opsview.capacity(store, win, chunk_s=chunk, target_latency_s=target, arrivals_per_h=rate)
+if report.model is None:
+    st.info("No job finished in this window: nothing measured yet.")
+else:
+    facts = opsview.capacity_facts(report)
+    for row in (list(facts.items())[:4], list(facts.items())[4:]):
+        for column, (label, value) in zip(st.columns(4), row, strict=False):
+            column.metric(label, value)
+    if report.streams is not None:
+        s = report.streams
+        latency = "–" if s.latency_s is None else f"{s.latency_s:.2f} s"
+        st.write(
+            f"**{s.streams}** concurrent real-time streams, each sending {chunk:g} s of audio "
+            f"every {chunk:g} s, keep the mean latency within {target:g} s (at that count: "
+            f"{latency}; one chunk takes {s.chunk_service_s:.2f} s). Limited by "
+            f"{s.limited_by}."
+        )
+
+st.subheader("Utilisation over time")
+st.altair_chart(opscharts.lines(report.busy, "percent", "%"), width="stretch")
+with st.expander("Method"):
+    st.markdown(opsstats.CAPACITY_METHOD)

@@ -1,0 +1,46 @@
+"""Stability: the article's 72-hour table (availability, job success, memory trends with a
+leak verdict, error log lines, worst delays) for any window, its incidents, and downloads."""
+
+import streamlit as st
+
+from engine import jobs_view, opsview, service
+
+settings = service.settings()
+store = service.store()
+tz = jobs_view.zone(st.context.timezone)
+
+st.title("Stability")
+choice = st.segmented_control(
+    "Window", opsview.WINDOW_CHOICES, default="72 h", key="stability_window", width="stretch"
+)
+days = st.date_input("Days", value=(), key="stability_days") if choice == opsview.CUSTOM else ()
+win = opsview.window(choice or "72 h", days=days, tz=tz)
+report = opsview.stability(store, settings, win, tz=tz)
+st.caption(f"{win.label}: {jobs_view.format_time(win.start_ms, tz)} to "
+           f"{jobs_view.format_time(win.end_ms, tz)}")  # fmt: skip
+
+st.dataframe(report.rows, hide_index=True, width="stretch")
+
+st.subheader("Incidents")
+if report.incidents:
+    st.dataframe(
+        [
+            {"time": jobs_view.format_time(i["time"], tz), "kind": i["kind"], "detail": i["detail"]}
+            for i in report.incidents
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.info("No incident in this window.")
+
+with st.expander("How each number is computed"):
+    for method in report.methods:
+        st.markdown(f"- {method}")
+
+left, right = st.columns(2)
+name = f"stability-{win.label.replace(' ', '-')}"
+left.download_button(
+    "Download Markdown", opsview.stability_markdown(report, tz), f"{name}.md", "text/markdown"
+)
+right.download_button("Download CSV", opsview.stability_csv(report, tz), f"{name}.csv", "text/csv")

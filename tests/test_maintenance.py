@@ -1,0 +1,286 @@
+"""Maintenance tasks on real files and a real jobs.db: log rotation and error-line counts,
+temp cleanup with controlled access times, the GPU memory alert (NVML faked only at
+engine/gpu.py's seam) with a real webhook receiver, audio retention, VACUUM, the schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine import logfiles, maintenance, schedules
+from engine.config import load_settings
+from engine.errors import ConfigError
+from engine.jobs import JobState
+from tests.conftest import make_settings
+from tests.ops_history import add_finished_job, fake_nvml, queue_one
+
+LOCAL = dt.datetime.now().astimezone().tzinfo
+DAY_MS = 86_400_000
+
+
+# --- log rotation ---------------------------------------------------------------------------
+def test_rotation_compresses_empties_and_keeps_seven(tmp_path):
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    for day in range(1, 9):  # eight earlier rotations, one of them twice on the same day
+        (log_dir / f"app.log.2026-01-0{day}.gz").write_bytes(gzip.compress(b"old\n"))
+    (log_dir / "app.log.2026-01-08.1.gz").write_bytes(gzip.compress(b"old\n"))
+    (log_dir / "alerts.log").write_text("not a rotated log\n")
+    app_log = log_dir / "app.log"
+    writer = open(app_log, "ab", buffering=0)  # as the supervisor and its children hold it
+    writer.write(b"2026-01-09 23:59:58,000 INFO [worker 1] seaco: last line of the day\n")
+
+    midnight = dt.datetime(2026, 1, 10, 0, 0, tzinfo=LOCAL)
+    result = logfiles.rotate(log_dir, keep=7, now=midnight)
+
+    assert result.rotated == log_dir / "app.log.2026-01-09.gz"  # the day that just ended
+    assert gzip.decompress(result.rotated.read_bytes()).endswith(b"last line of the day\n")
+    assert app_log.stat().st_size == 0
+    kept = [p.name for p in logfiles.rotated_files(log_dir)]
+    assert kept == ["app.log.2026-01-04.gz", "app.log.2026-01-05.gz", "app.log.2026-01-06.gz",
+                    "app.log.2026-01-07.gz", "app.log.2026-01-08.gz", "app.log.2026-01-08.1.gz",
+                    "app.log.2026-01-09.gz"]  # fmt: skip
+    assert sorted(result.deleted) == ["app.log.2026-01-01.gz", "app.log.2026-01-02.gz",
+                                      "app.log.2026-01-03.gz"]  # fmt: skip
+    assert (log_dir / "alerts.log").exists()
+
+    # the open append-mode handle goes on writing at the start of the emptied file
+    writer.write(b"first line of the new day\n")
+    writer.close()
+    assert app_log.read_bytes() == b"first line of the new day\n"
+    # rotated again the same day: a new name, nothing overwritten
+    again = logfiles.rotate(log_dir, keep=7, now=midnight)
+    assert again.rotated.name == "app.log.2026-01-09.1.gz"
+    # an empty log is not rotated
+    assert logfiles.rotate(log_dir, keep=7, now=midnight).rotated is None
+
+
+def test_error_lines_are_counted_in_the_window_across_rotated_days(tmp_path):
+    def line(stamp: str, level: str, text: str) -> str:
+        return f"{stamp},250 {level} [worker 7] seaco.worker: {text}\n"
+
+    log_dir = tmp_path
+    (log_dir / "app.log.2026-01-09.gz").write_bytes(gzip.compress("".join([
+        line("2026-01-09 10:00:00", "ERROR", "before the window"),
+        line("2026-01-09 23:00:00", "ERROR", "yesterday evening"),
+        line("2026-01-09 23:30:00", "WARNING", "only a warning"),
+    ]).encode()))  # fmt: skip
+    (log_dir / "app.log").write_text("".join([
+        line("2026-01-10 01:00:00", "CRITICAL", "at one"),
+        "Traceback (most recent call last):\n  ERROR inside a traceback is not a log line\n",
+        line("2026-01-10 02:00:00", "ERROR", "at two"),
+        line("2026-01-10 05:00:00", "ERROR", "after the window"),
+    ]))  # fmt: skip
+    utc = dt.timezone.utc
+
+    def ms(day: int, hour: int) -> int:
+        return int(dt.datetime(2026, 1, day, hour, tzinfo=utc).timestamp() * 1000)
+
+    found = logfiles.error_lines(log_dir, ms(9, 12), ms(10, 3), tz=utc)
+    assert found.count == 3
+    assert [x.rsplit(": ", 1)[1] for x in found.latest] == ["yesterday evening", "at one", "at two"]
+
+
+# --- temp cleanup ---------------------------------------------------------------------------
+def test_temp_cleanup_deletes_only_files_unused_for_an_hour(tmp_path):
+    tmp = tmp_path / "tmp"
+    (tmp / "spool").mkdir(parents=True)
+    now = time.time()
+    hour_ago = now - 3601
+
+    def make(name: str, atime: float, mtime: float, size: int = 10):
+        path = tmp / name
+        path.write_bytes(b"x" * size)
+        os.utime(path, (atime, mtime))
+        return path
+
+    stale = make("upload-1.part", hour_ago, hour_ago, 100)
+    nested = make("spool/tmpabc", hour_ago - 100, hour_ago - 100, 50)
+    read_recently = make("tmpread", now - 60, hour_ago)  # atime recent: in use
+    written_recently = make("upload-2.part", hour_ago, now - 5)  # an upload being written
+
+    result = maintenance.clean_temp(tmp, max_age_s=3600, now=now)
+
+    assert (result.removed, result.bytes, result.kept) == (2, 150, 2)
+    assert not stale.exists() and not nested.exists() and not (tmp / "spool").exists()
+    assert read_recently.exists() and written_recently.exists()
+    assert tmp.is_dir()
+    assert maintenance.clean_temp(tmp_path / "absent", 3600) == maintenance.Cleanup(0, 0, 0)
+
+
+# --- GPU memory alert -----------------------------------------------------------------------
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_gpu_alert_fires_on_exactly_the_third_consecutive_high_reading(tmp_path, store, webhook):
+    settings = make_settings(
+        tmp_path / "data", alert_webhook_url=f"http://127.0.0.1:{webhook.server_address[1]}/hook"
+    )
+    settings.ensure_dirs()
+    nvml = fake_nvml([11.6], total_gb=12)  # 96.7 % of the card; the threshold is 95 %
+    watch = maintenance.GpuMemoryWatch(settings.gpu_alert_pct, 0, settings.gpu_alert_readings)
+
+    def reading(used_gb: float) -> int:
+        nvml.used_gb[0] = used_gb
+        maintenance.check_gpu_memory(store, settings, watch, nvml)
+        return len([e for e in store.events(100) if e["kind"] == "alert.gpu_memory"])
+
+    # two high readings, then a low one: the run is broken, no alert
+    assert [reading(11.6), reading(11.6), reading(8.0)] == [0, 0, 0]
+    # three in a row: the alert fires on the third and only once for the run
+    assert [reading(11.6), reading(11.7), reading(11.6), reading(11.8)] == [0, 0, 1, 1]
+    # back under the threshold re-arms it
+    assert [reading(4.0), reading(11.6), reading(11.6), reading(11.6)] == [1, 1, 1, 2]
+
+    alert = next(e for e in store.events(100) if e["kind"] == "alert.gpu_memory")
+    assert alert["level"] == "warning" and "3 readings in a row" in alert["message"]
+    assert json.loads(alert["data"])["delivery"] == {"alert log": "ok", "webhook": "ok"}
+    lines = (settings.log_dir / "alerts.log").read_text().splitlines()
+    assert len(lines) == 2 and "gpu_memory GPU 0 (NVIDIA GeForce RTX 3060)" in lines[0]
+    assert len(webhook.received) == 2
+    assert webhook.received[0]["kind"] == "gpu_memory"
+    assert webhook.received[0]["data"]["readings"] == 3
+
+
+def test_gpu_alert_threshold_in_mb_and_cpu_mode(tmp_path, store, settings):
+    watch = maintenance.GpuMemoryWatch(95, threshold_mb=4096, readings=1)
+    seen = maintenance.check_gpu_memory(store, settings, watch, fake_nvml([4.5]))
+    assert seen["alerted"] == [0]
+    cpu = maintenance.check_gpu_memory(store, settings, watch, fake_nvml(available=False))
+    assert cpu["summary"].startswith("CPU mode") and cpu["gpus"] == []
+
+
+def test_an_unreachable_webhook_is_noted_not_raised(tmp_path, store):
+    from tests.procs import free_port
+
+    settings = make_settings(
+        tmp_path / "data", alert_webhook_url=f"http://127.0.0.1:{free_port()}/hook",
+        alert_smtp=f"smtp://127.0.0.1:{free_port()}", alert_email_to="ops@example.com",
+    )  # fmt: skip
+    settings.ensure_dirs()
+    watch = maintenance.GpuMemoryWatch(95, 0, 1)
+    maintenance.check_gpu_memory(store, settings, watch, fake_nvml([11.9]))
+    (alert,) = [e for e in store.events() if e["kind"] == "alert.gpu_memory"]
+    delivery = json.loads(alert["data"])["delivery"]
+    assert delivery["alert log"] == "ok"
+    assert delivery["webhook"].startswith("failed") and delivery["e-mail"].startswith("failed")
+
+
+# --- audio retention ------------------------------------------------------------------------
+def test_retention_deletes_old_audio_and_keeps_transcripts(store, settings):
+    now = 400 * DAY_MS
+    old = now - 40 * DAY_MS
+
+    def audio_file(sha: str, mtime_ms: int):
+        path = settings.data_dir / "audio" / sha[:2] / sha
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"RIFF" * 10)
+        os.utime(path, (mtime_ms / 1000, mtime_ms / 1000))
+        return path
+
+    def job(sha: str, submitted: int) -> int:
+        return add_finished_job(
+            store, submitted_at=submitted, wait_ms=10, processing_ms=100, audio_ms=1000, sha=sha,
+            audio_path=f"audio/{sha[:2]}/{sha}",
+        )  # fmt: skip
+
+    expired = audio_file("a" * 64, old)
+    expired_job = job("a" * 64, old)
+    shared = audio_file("b" * 64, old)  # an old job and a recent one share this file
+    job("b" * 64, old)
+    job("b" * 64, now - DAY_MS)
+    fresh_file = audio_file("c" * 64, now - 60_000)  # re-uploaded a minute ago
+    job("c" * 64, old)
+
+    result = maintenance.purge_old_audio(store, settings.data_dir, 30, now=now)
+
+    assert (result.files, result.skipped) == (1, 1)
+    assert not expired.exists() and shared.exists() and fresh_file.exists()
+    kept = store.get(expired_job)
+    assert kept.state is JobState.DONE and kept.text == "好。" and kept.sentences
+    # done once: the next run finds nothing more to do for it
+    again = maintenance.purge_old_audio(store, settings.data_dir, 30, now=now)
+    assert again.files == 0 and again.skipped == 1
+
+
+# --- VACUUM ---------------------------------------------------------------------------------
+def test_vacuum_waits_for_an_idle_queue(store):
+    job = queue_one(store)
+    assert maintenance.vacuum_database(store) == {"skipped": True, "queued": 1, "running": 0}
+    store.cancel(job.id)
+    result = maintenance.vacuum_database(store)
+    assert result["skipped"] is False and result["bytes_after"] > 0
+
+
+# --- recording runs and the schedule --------------------------------------------------------
+def test_each_run_is_an_event_and_a_failure_does_not_raise(store):
+    maintenance.run(store, "temp_cleanup", lambda: maintenance.Cleanup(3, 2048, 1),
+                    lambda r: f"Removed {r.removed} files.")  # fmt: skip
+
+    def broken():
+        raise PermissionError("tmp is read-only")
+
+    assert maintenance.run(store, "log_rotate", broken, str) is None
+    failed, ran = store.events(2)
+    assert (ran["kind"], ran["level"], ran["message"]) == (
+        "maintenance.temp_cleanup", "info", "Removed 3 files.",
+    )  # fmt: skip
+    assert json.loads(ran["data"])["removed"] == 3
+    assert failed["kind"] == "maintenance.log_rotate" and failed["level"] == "error"
+    assert "PermissionError: tmp is read-only" in failed["message"]
+
+
+def test_register_adds_every_configured_task(tmp_path, store):
+    settings = make_settings(tmp_path, vacuum_cron="off", audio_retention_days="30")
+    scheduler = BackgroundScheduler(timezone="UTC")
+    maintenance.register(scheduler, settings, store)
+    ids = {job.id for job in scheduler.get_jobs()}
+    assert ids == {"maintenance.log_rotate", "maintenance.temp_cleanup", "maintenance.gpu_check",
+                   "maintenance.audio_retention"}  # fmt: skip
+    without_retention = BackgroundScheduler(timezone="UTC")
+    maintenance.register(without_retention, make_settings(tmp_path), store)
+    assert "maintenance.audio_retention" not in {j.id for j in without_retention.get_jobs()}
+
+
+def test_cron_settings_read_like_crontab():
+    utc = dt.timezone.utc
+    thursday = dt.datetime(2026, 1, 1, tzinfo=utc)
+    sunday = schedules.cron_trigger("0 3 * * 0", utc).get_next_fire_time(None, thursday)
+    assert sunday == dt.datetime(2026, 1, 4, 3, 0, tzinfo=utc)  # Sunday, as crontab means
+    assert schedules.cron_trigger("0 3 * * 7", utc).get_next_fire_time(None, thursday) == sunday
+    weekdays = schedules.cron_trigger("30 1 * * 1-5", utc).get_next_fire_time(None, thursday)
+    assert weekdays == dt.datetime(2026, 1, 1, 1, 30, tzinfo=utc)
+    every_2h = schedules.cron_trigger("0 */2 * * *", utc).get_next_fire_time(None, thursday)
+    assert every_2h == thursday
+    assert load_settings({"SEACO_VACUUM_CRON": " OFF "}, env_file=None).vacuum_cron == "off"
+    with pytest.raises(ConfigError, match="SEACO_LOG_ROTATE_CRON"):
+        load_settings({"SEACO_LOG_ROTATE_CRON": "0 25 * * *"}, env_file=None)
+    with pytest.raises(ConfigError, match="5 fields"):
+        load_settings({"SEACO_TEMP_CLEANUP_CRON": "0 * *"}, env_file=None)
