@@ -1147,12 +1147,17 @@ class Store:
         return rows
 
     def downsample_telemetry(self, raw_before: int, drop_before: int) -> dict[str, int]:
-        """Retention: raw samples older than `raw_before` become one row per minute (the
-        minute's sample-weighted means and peaks), rows older than `drop_before` and probes
-        older than it are deleted. `raw_before` is rounded down to a whole minute so no
-        minute is ever folded in two parts. One transaction: a reader sees before or after."""
+        """Retention: rows and probes older than `drop_before` are deleted, then raw samples
+        older than `raw_before` become one row per minute (the minute's means and peaks).
+        `raw_before` is rounded down to a whole minute so no minute is ever folded in two
+        parts. One transaction: a reader sees before or after."""
         raw_before = int(raw_before) - int(raw_before) % 60_000
         with self._write() as conn:
+            dropped = 0
+            for table in ("telemetry", "gpu_telemetry", "probes"):
+                dropped += conn.execute(
+                    f"DELETE FROM {table} WHERE at < ?", (int(drop_before),)
+                ).rowcount
             folded = conn.execute(
                 "SELECT count(*) FROM telemetry WHERE resolution_s = 0 AND at < ?", (raw_before,)
             ).fetchone()[0]
@@ -1186,11 +1191,6 @@ class Store:
                 conn.execute(
                     f"DELETE FROM {table} WHERE resolution_s = 0 AND at < ?", (raw_before,)
                 )
-            dropped = 0
-            for table in ("telemetry", "gpu_telemetry", "probes"):
-                dropped += conn.execute(
-                    f"DELETE FROM {table} WHERE at < ?", (int(drop_before),)
-                ).rowcount
         return {"folded": folded, "dropped": dropped}
 
     def audio_to_purge(self, finished_before: int) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine import audio
+from engine import audio, maintenance, telemetry
 from engine.config import Settings
 from engine.errors import DatabaseError, SeacoError, StorageFullError
 from engine.hotwords import default_hotwords, merge_hotwords
@@ -322,6 +322,9 @@ class Worker:
         self._scheduler = scheduler
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
         scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
+        # Operations (on their own thread pool): telemetry, the /health self-probe, maintenance.
+        telemetry.register(scheduler, self.settings, self.store)
+        maintenance.register(scheduler, self.settings, self.store)
         scheduler.start()
         self._schedule("model", self._model_tick, 0)
         while not self.stop_requested.is_set():
