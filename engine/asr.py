@@ -168,6 +168,8 @@ class Transcript:
     confidence: float | None = None
     tokens: int = 0
     hotwords: list[str] = field(default_factory=list)
+    # wall ms inside each model's `inference` during this call: "vad", "asr", "punc"
+    stage_ms: dict[str, int] = field(default_factory=dict)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -301,6 +303,55 @@ def _install_hooks(model, scores: _TokenScores) -> str:
     return hooked
 
 
+# --- stage timing ---------------------------------------------------------------------------
+STAGES = {"vad": "vad_model", "asr": "model", "punc": "punc_model"}
+
+
+class StageTimes:
+    """Wall seconds spent inside each sub-model's `inference` since the last `reset()`.
+
+    funasr's `generate()` reports no per-stage times, so `install_stage_timers` wraps the
+    three model instances' `inference` (instance attributes only, like the confidence hook).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self.seconds, self.calls = {}, {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.calls[stage] = self.calls.get(stage, 0) + 1
+
+    def as_ms(self) -> dict[str, int]:
+        return {k: round(v * 1000) for k, v in self.seconds.items()}
+
+
+def install_stage_timers(automodel: Any, times: StageTimes | None = None) -> StageTimes:
+    """Time every `inference` call of an AutoModel's VAD, ASR and punctuation models.
+
+    Used by the pipeline and by the throughput benchmark's plain-funasr baseline, so both
+    are timed the same way. Models the AutoModel lacks are skipped."""
+    times = times or StageTimes()
+    for stage, attr in STAGES.items():
+        model = getattr(automodel, attr, None)
+        if model is None:
+            continue
+        original = model.inference
+
+        def timed(*args, _original=original, _stage=stage, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                times.add(_stage, time.perf_counter() - started)
+
+        model.inference = timed
+    return times
+
+
 # --- the pipeline ---------------------------------------------------------------------------
 class AsrPipeline:
     """VAD + SeACo-Paraformer + punctuation around one funasr `AutoModel`.
@@ -340,6 +391,7 @@ class AsrPipeline:
         self._lock = threading.Lock()
         self._scores = _TokenScores()
         self._hook = _install_hooks(automodel.model, self._scores)
+        self._stages = install_stage_timers(automodel)
         self.load_seconds = 0.0
         self.warmup_seconds = 0.0
 
@@ -409,6 +461,7 @@ class AsrPipeline:
             samples = np.concatenate([samples, np.zeros(_MIN_SAMPLES - len(samples), np.float32)])
         with self._lock:
             self._scores.reset()
+            self._stages.reset()
             results = self._model.generate(
                 samples,
                 hotword=hotword_argument(words),
@@ -418,10 +471,11 @@ class AsrPipeline:
             )
             confidence = self._scores.confidence()
             token_count = self._scores.count
+            stage_ms = self._stages.as_ms()
         result = results[0] if results else {}
         text = str(result.get("text") or "").strip()
         if not text:
-            return Transcript(text="", raw_text="", hotwords=words)
+            return Transcript(text="", raw_text="", hotwords=words, stage_ms=stage_ms)
         raw_text = _join_tokens(str(result.get("raw_text") or text))
         if not self._hook:
             token_count = len(result.get("timestamp") or [])
@@ -437,6 +491,7 @@ class AsrPipeline:
             confidence=confidence,
             tokens=token_count,
             hotwords=words,
+            stage_ms=stage_ms,
         )
 
     def info(self) -> dict[str, Any]:

@@ -79,6 +79,10 @@ class Job:
     # compare_of is the job it re-runs
     use_default_hotwords: bool = True
     compare_of: int | None = None
+    # schema 6: wall ms inside VAD, ASR and punctuation (done jobs only)
+    vad_ms: int | None = None
+    asr_ms: int | None = None
+    punc_ms: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], sentences: list[Sentence] | None = None) -> Job:

@@ -17,7 +17,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,8 @@ class JobResult:
     decode_ms: int
     inference_ms: int
     model_info: dict[str, Any]
+    # wall ms per recognition stage, keys "vad", "asr", "punc" (Transcript.stage_ms)
+    stage_ms: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -700,7 +702,8 @@ class Store:
                        lease_owner = NULL, lease_expires_at = NULL, text = ?, raw_text = ?,
                        confidence = ?, sentence_count = ?, effective_hotwords = ?,
                        decode_ms = ?, inference_ms = ?, total_ms = ?, rtf = ?, model_info = ?,
-                       duration_ms = ?, error = NULL, error_class = NULL
+                       duration_ms = ?, error = NULL, error_class = NULL,
+                       vad_ms = ?, asr_ms = ?, punc_ms = ?
                    WHERE id = ?""",
                 (
                     now, now, result.text, result.raw_text, result.confidence,
@@ -708,7 +711,9 @@ class Store:
                     json.dumps(result.effective_hotwords, ensure_ascii=False),
                     result.decode_ms, result.inference_ms, total_ms,
                     (total_ms / duration_ms) if duration_ms else None,
-                    json.dumps(result.model_info, ensure_ascii=False), duration_ms, job_id,
+                    json.dumps(result.model_info, ensure_ascii=False), duration_ms,
+                    result.stage_ms.get("vad"), result.stage_ms.get("asr"),
+                    result.stage_ms.get("punc"), job_id,
                 ),
             )  # fmt: skip
             conn.execute("DELETE FROM sentences WHERE job_id = ?", (job_id,))

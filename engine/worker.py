@@ -250,6 +250,7 @@ class Worker:
                 decode_ms=decode_ms,
                 inference_ms=inference_ms,
                 model_info=self.model_info,
+                stage_ms=dict(getattr(transcript, "stage_ms", None) or {}),
             )
         except (DatabaseError, StorageFullError):
             raise  # the database is unwell, not the job: loop() gives the job back

@@ -63,6 +63,7 @@ def test_worker_process_takes_an_uploaded_mp3_to_done(tmp_path, model_settings):
     assert starts == sorted(starts)
     assert all(0 <= s.start_ms <= s.end_ms <= done.duration_ms + 100 for s in done.sentences)
     assert done.decode_ms is not None and done.inference_ms is not None and done.rtf > 0
+    assert done.vad_ms is not None and done.asr_ms is not None and done.punc_ms is not None
     assert all(done.model_info["random_weights"].values())
     worker = store.latest_worker()
     assert worker["state"] == "stopped" and worker["jobs_done"] == 1

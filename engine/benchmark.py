@@ -1,0 +1,471 @@
+"""Throughput benchmark: the whole service against a plain FunASR loop, in one run.
+
+`seaco bench` (or `bench/throughput.py`) builds a corpus (engine/benchcorpus.py), then:
+
+1. decode speed: every corpus file through `engine.audio.decode`, CPU seconds per audio
+   second, one core (PyAV decodes on one thread);
+2. baseline: a separate process loads the same three models with `AutoModel` and runs
+   `generate(input=path, hotword=...)` over the corpus in a plain loop, the way a script
+   would use funasr (funasr decodes the files itself). VAD/ASR/punctuation times come from
+   the same timers the service uses (`engine.asr.install_stage_timers`);
+3. system: `seaco serve` (web + worker) on a fresh data dir; once the models are loaded every
+   file is uploaded through `POST /api/v1/jobs` and the clock runs until the last job is
+   done; then short jobs are submitted one at a time to an idle worker for the idle
+   submit-to-start latency.
+
+Model loading is outside both clocks. Both sides use the same models, device, torch threads
+and hotwords, and produce the same kind of output (punctuated text with sentence times).
+The report gives audio seconds per wall second for each and their ratio, per-stage totals,
+peak RSS, and the idle latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.benchcorpus import DEFAULT_LENGTHS_S, build_corpus
+
+DEFAULT_HOTWORDS = "科哥,阿里巴巴,达摩院"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- decode speed ---------------------------------------------------------------------------
+def decode_speed(paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Audio seconds decoded per CPU second, per format (x real time on one core)."""
+    from engine.audio import decode
+
+    out: dict[str, dict[str, float]] = {}
+    for path in paths:
+        started = time.process_time()
+        samples, _info = decode(path)
+        cpu = time.process_time() - started
+        entry = out.setdefault(path.suffix.lstrip("."), {"audio_s": 0.0, "cpu_s": 0.0})
+        entry["audio_s"] += len(samples) / 16000
+        entry["cpu_s"] += cpu
+    for entry in out.values():
+        entry["x_realtime_per_core"] = entry["audio_s"] / max(entry["cpu_s"], 1e-9)
+    return out
+
+
+# --- baseline: plain funasr in its own process -----------------------------------------------
+def baseline_child(spec_path: Path, out_path: Path) -> None:
+    """Runs in a fresh interpreter (`python -m engine.benchmark baseline SPEC OUT`)."""
+    import logging
+    import resource
+
+    spec = json.loads(Path(spec_path).read_text())
+    from funasr import AutoModel
+
+    logging.getLogger().setLevel(logging.WARNING)  # funasr logs every hotword parse at INFO
+    from engine.asr import install_stage_timers
+
+    model = AutoModel(
+        model=spec["asr"],
+        vad_model=spec["vad"],
+        punc_model=spec["punc"],
+        device="cpu",
+        ncpu=spec["ncpu"],
+        disable_update=True,
+        disable_pbar=True,
+    )
+    times = install_stage_timers(model)
+    hotword = " ".join(spec["hotwords"]) or None
+    # Warm up once per format, as the worker warms up once at load: funasr's first resample
+    # of a 44.1 kHz mp3 (librosa/soxr) costs seconds that no later file pays.
+    for fmt in sorted({f["fmt"] for f in spec["files"]}):
+        warm = min((f for f in spec["files"] if f["fmt"] == fmt), key=lambda f: f["seconds"])
+        model.generate(input=warm["path"], hotword=hotword)
+    times.reset()
+    per_file = []
+    started = time.perf_counter()
+    for f in spec["files"]:
+        t0 = time.perf_counter()
+        result = model.generate(
+            input=f["path"],
+            hotword=hotword,
+            sentence_timestamp=True,
+            batch_size_s=spec["batch_size_s"],
+        )
+        per_file.append(
+            {
+                "path": f["path"],
+                "seconds": f["seconds"],
+                "wall_s": time.perf_counter() - t0,
+                "chars": len(result[0].get("text", "")) if result else 0,
+            }
+        )
+    wall = time.perf_counter() - started
+    out = {
+        "wall_s": wall,
+        "stage_s": dict(times.seconds),
+        "stage_calls": dict(times.calls),
+        "files": per_file,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    Path(out_path).write_text(json.dumps(out, indent=1))
+
+
+def run_baseline(spec: dict[str, Any], work: Path, log: Path) -> dict[str, Any]:
+    spec_path, out_path = work / "baseline-spec.json", work / "baseline-out.json"
+    spec_path.write_text(json.dumps(spec))
+    out_path.unlink(missing_ok=True)
+    with open(log, "ab") as stream:
+        code = subprocess.call(
+            [sys.executable, "-m", "engine.benchmark", "baseline", str(spec_path), str(out_path)],
+            cwd=ROOT,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    if code != 0 or not out_path.is_file():
+        raise RuntimeError(f"the baseline process failed (exit {code}); see {log}")
+    return json.loads(out_path.read_text())
+
+
+# --- the system: seaco serve, jobs through the API -------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """VmHWM: the most resident memory the process ever had (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_system(
+    spec: dict[str, Any], work: Path, log: Path, overrides: dict[str, str], idle_jobs: int
+) -> dict[str, Any]:
+    from engine.client import ApiClient
+    from engine.config import load_settings
+    from engine.store import open_store
+
+    data = work / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    env_settings = {
+        "SEACO_DATA_DIR": str(data),
+        "SEACO_HOST": "127.0.0.1",
+        "SEACO_PORT": str(_free_port()),
+        "SEACO_ASR_MODEL": spec["asr"],
+        "SEACO_VAD_MODEL": spec["vad"],
+        "SEACO_PUNC_MODEL": spec["punc"],
+        "SEACO_DEVICE": "cpu",
+        "SEACO_NCPU": str(spec["ncpu"]),
+        "SEACO_BATCH_SIZE_S": str(spec["batch_size_s"]),
+        "SEACO_HOTWORDS": "",
+        "SEACO_QUEUE_MAX": str(max(100, 2 * len(spec["files"]))),
+        "SEACO_LOG_LEVEL": "WARNING",
+        "SEACO_JOB_TIMEOUT_S": "3600",
+        **{f"SEACO_{k.upper()}": v for k, v in overrides.items()},
+    }
+    settings = load_settings(env_settings, env_file=None)
+    settings.ensure_dirs()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
+    env.update(settings.as_env())
+    out = open(log, "ab")  # noqa: SIM115 - closed below with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    store = open_store(settings.db_path)
+    client = ApiClient(f"http://127.0.0.1:{settings.port}", timeout_s=600)
+    hotwords = ",".join(spec["hotwords"]) or None
+    try:
+        _wait(
+            lambda: proc.poll() is None and (w := store.latest_worker()) and w["model_loaded"],
+            1200,
+            "the worker to load the models",
+        )
+        _wait(_reachable(client), 300, "the web process")
+        worker_pid = int(store.latest_worker()["pid"])
+        started_ms = time.time() * 1000
+        ids = [client.submit(Path(f["path"]), hotwords) for f in spec["files"]]
+        submitted_ms = time.time() * 1000
+        jobs = _wait(lambda: _all_final(store, ids), 24 * 3600, "the corpus jobs")
+        wall_s = (max(j.finished_at for j in jobs) - started_ms) / 1000
+        failed = [f"{j.id}: {j.error}" for j in jobs if j.state.value != "done"]
+        # idle pickup: one short job at a time, each after the previous one is done
+        short = min(spec["files"], key=lambda f: f["seconds"])
+        latency = []
+        for _ in range(idle_jobs):
+            job_id = client.submit(Path(short["path"]), hotwords)
+            (done,) = _wait(lambda j=job_id: _all_final(store, [j]), 600, "an idle job")
+            latency.append(done.started_at - done.submitted_at)
+        peak_rss = _peak_rss_mb(worker_pid)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        out.close()
+    return {
+        "wall_s": wall_s,
+        "upload_s": (submitted_ms - started_ms) / 1000,
+        "failed": failed,
+        "stage_ms": _stage_totals(jobs, wall_s),
+        "worker_peak_rss_mb": peak_rss,
+        "idle_latency_ms": latency,
+        "settings": {k: v for k, v in env_settings.items() if k != "SEACO_DATA_DIR"},
+        "jobs": [
+            {
+                "id": j.id,
+                "name": j.original_name,
+                "audio_ms": j.duration_ms,
+                "queue_wait_ms": j.queue_wait_ms,
+                "decode_ms": j.decode_ms,
+                "inference_ms": j.inference_ms,
+                "total_ms": j.total_ms,
+                "vad_ms": j.vad_ms,
+                "asr_ms": j.asr_ms,
+                "punc_ms": j.punc_ms,
+            }
+            for j in jobs
+        ],
+    }
+
+
+def _reachable(client) -> Any:
+    def check() -> bool:
+        try:
+            return client.session.get(client.base_url + "/health", timeout=5).status_code < 600
+        except OSError:
+            return False
+
+    return check
+
+
+def _all_final(store, ids: list[int]) -> list | None:
+    jobs = [store.get(i) for i in ids]
+    return jobs if all(j.state.is_final for j in jobs) else None
+
+
+def _stage_totals(jobs: list, wall_s: float) -> dict[str, float]:
+    def total(attr: str) -> float:
+        return float(sum(getattr(j, attr) or 0 for j in jobs))
+
+    inference, decode, job_total = total("inference_ms"), total("decode_ms"), total("total_ms")
+    stages = {k: total(f"{k}_ms") for k in ("vad", "asr", "punc")}
+    return {
+        "decode": decode,
+        **stages,
+        "funasr_glue": inference - sum(stages.values()),
+        "store_and_bookkeeping": job_total - decode - inference,
+        "between_jobs": wall_s * 1000 - job_total,
+    }
+
+
+# --- the run and its report ------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.work or tempfile.mkdtemp(prefix="seaco-bench-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.models:
+        models = {
+            k: Path(args.models) / d
+            for k, d in (("asr", "seaco-asr"), ("vad", "fsmn-vad"), ("punc", "ct-punc"))
+        }
+    else:
+        from engine.testmodels import build_test_models
+
+        models = build_test_models(work / f"models-{args.size}", size=args.size, seed=0)
+    lengths = tuple(float(x) for x in args.lengths.split(","))
+    files = build_corpus(work / "corpus", lengths, seed=args.seed)
+    hotwords = [w for w in args.hotwords.replace(",", " ").split() if w]
+    spec = {
+        "asr": str(models["asr"]),
+        "vad": str(models["vad"]),
+        "punc": str(models["punc"]),
+        "ncpu": args.ncpu,
+        "batch_size_s": args.batch_size_s,
+        "hotwords": hotwords,
+        "files": [f.to_dict() for f in files],
+    }
+    overrides = dict(item.split("=", 1) for item in args.set)
+    audio_s = sum(f.seconds for f in files)
+    _say(f"corpus: {len(files)} files, {audio_s:.0f} s of audio in {work / 'corpus'}")
+    speed = decode_speed([f.path for f in files])
+    _say(
+        "decode speed: "
+        + ", ".join(f"{k} {v['x_realtime_per_core']:.0f}x" for k, v in speed.items())
+    )
+    _say("baseline: plain AutoModel.generate loop ...")
+    baseline = run_baseline(spec, work, work / "baseline.log")
+    _say(f"baseline: {baseline['wall_s']:.1f} s")
+    _say("system: seaco serve, every file through the API ...")
+    system = run_system(spec, work, work / "serve.log", overrides, args.idle_jobs)
+    _say(f"system: {system['wall_s']:.1f} s")
+    report = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{os.cpu_count()} CPU cores, no GPU used (device cpu)",
+        "models": args.models or f"random-weight {args.size} test models",
+        "command": " ".join(sys.argv),
+        "corpus": {
+            "files": len(files),
+            "audio_s": audio_s,
+            "lengths_s": list(lengths),
+            "formats": sorted({f.fmt for f in files}),
+        },
+        "ncpu": args.ncpu,
+        "hotwords": hotwords,
+        "overrides": overrides,
+        "decode_speed": speed,
+        "baseline": {**baseline, "audio_s_per_s": audio_s / baseline["wall_s"]},
+        "system": {**system, "audio_s_per_s": audio_s / system["wall_s"]},
+    }
+    report["ratio_system_to_baseline"] = baseline["wall_s"] / system["wall_s"]
+    lat = system["idle_latency_ms"]
+    report["idle_latency"] = (
+        {"p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95), "n": len(lat)} if lat else None
+    )
+    json_path = Path(args.json) if args.json else work / f"report-{args.size}.json"
+    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    _say(f"report: {json_path}")
+    return report
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The BENCHMARKS.md tables."""
+    b, s = r["baseline"], r["system"]
+    lines = [
+        f"{r['corpus']['files']} files, {r['corpus']['audio_s']:.0f} s of audio "
+        f"({', '.join(r['corpus']['formats'])}; {min(r['corpus']['lengths_s']):.0f}-"
+        f"{max(r['corpus']['lengths_s']):.0f} s), {r['models']}, ncpu {r['ncpu']}, "
+        f"hotwords {' '.join(r['hotwords']) or '(none)'}"
+        + (f", overrides {r['overrides']}" if r["overrides"] else ""),
+        "",
+        "| measure | baseline (plain funasr loop) | system (API + queue + worker) |",
+        "|---|---|---|",
+        f"| wall time | {b['wall_s']:.1f} s | {s['wall_s']:.1f} s |",
+        f"| audio seconds per wall second | {b['audio_s_per_s']:.2f} | {s['audio_s_per_s']:.2f} |",
+        f"| **ratio system / baseline** | | **{r['ratio_system_to_baseline']:.2f}x** |",
+        f"| peak RSS of the model process | {b['peak_rss_mb']:.0f} MB | "
+        f"{(s['worker_peak_rss_mb'] or 0):.0f} MB |",
+    ]
+    st, bs = s["stage_ms"], b["stage_s"]
+    b_rest = b["wall_s"] - sum(bs.values())
+    lines += [
+        "",
+        "| stage (summed over the corpus) | baseline s | system s |",
+        "|---|---|---|",
+        f"| decode (system: in the worker's path) | (in generate) | {st['decode'] / 1000:.1f} |",
+        f"| VAD | {bs.get('vad', 0):.1f} | {st['vad'] / 1000:.1f} |",
+        f"| ASR | {bs.get('asr', 0):.1f} | {st['asr'] / 1000:.1f} |",
+        f"| punctuation | {bs.get('punc', 0):.1f} | {st['punc'] / 1000:.1f} |",
+        f"| funasr glue (baseline: also its own decoding, twice per file) | {b_rest:.1f} | "
+        f"{st['funasr_glue'] / 1000:.1f} |",
+        f"| store and job bookkeeping | - | {st['store_and_bookkeeping'] / 1000:.1f} |",
+        f"| between jobs (pickup, result write, upload overlap) | - | "
+        f"{st['between_jobs'] / 1000:.1f} |",
+    ]
+    if r.get("idle_latency"):
+        il = r["idle_latency"]
+        lines += [
+            "",
+            f"Idle submit-to-start ({il['n']} jobs): p50 {il['p50_ms']:.0f} ms, "
+            f"p95 {il['p95_ms']:.0f} ms.",
+        ]
+    lines += [
+        "",
+        "Decode to 16 kHz mono float32, one core: "
+        + ", ".join(
+            f"{k} {v['x_realtime_per_core']:.0f}x real time" for k, v in r["decode_speed"].items()
+        ),
+    ]
+    if s["failed"]:
+        lines += ["", f"FAILED jobs: {s['failed']}"]
+    return "\n".join(lines)
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="seaco bench", description=__doc__)
+    parser.add_argument(
+        "--size",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="random-weight test models to build (ignored with --models)",
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="a directory with seaco-asr/, fsmn-vad/, ct-punc/ (build-test layout)",
+    )
+    parser.add_argument("--work", default=None, help="working directory (default: a new temp dir)")
+    parser.add_argument(
+        "--lengths",
+        default=",".join(str(x) for x in DEFAULT_LENGTHS_S),
+        help="corpus file lengths in seconds, comma separated",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hotwords", default=DEFAULT_HOTWORDS)
+    parser.add_argument("--ncpu", type=int, default=min(os.cpu_count() or 1, 8))
+    parser.add_argument("--batch-size-s", type=int, default=300)
+    parser.add_argument("--idle-jobs", type=int, default=20)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the service, e.g. --set decode_ahead=0",
+    )
+    parser.add_argument("--json", default=None, help="write the report here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["baseline"]:
+        baseline_child(Path(argv[1]), Path(argv[2]))
+        return 0
+    report = run(build_parser().parse_args(argv))
+    print(format_report(report))
+    return 0 if not report["system"]["failed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
