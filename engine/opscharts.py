@@ -73,7 +73,7 @@ def queue(frame: pd.DataFrame) -> alt.Chart:
 
 def errors(frame: pd.DataFrame) -> alt.Chart:
     return (
-        alt.Chart(frame, height=HEIGHT)
+        alt.Chart(frame, height=30 + 28 * len(frame))  # a bar per class, not one giant bar
         .mark_bar()
         .encode(
             x=alt.X("jobs:Q", title="failed jobs"),

@@ -146,7 +146,7 @@ def headline(h: History) -> dict[str, str]:
         "Failed": f"{counts.failed}",
         "Success rate": _pct(counts.success_rate),
         "p95 latency": "–" if p95 is None else f"{p95:.2f} s",
-        "Throughput": "–" if rate is None else f"{rate:.3f} audio h / h",
+        "Throughput (audio h/h)": "–" if rate is None else f"{rate:.3f}",
     }
 
 
@@ -228,15 +228,16 @@ def load_series(h: History) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def errors_by_class(h: History) -> pd.DataFrame:
-    """Failed jobs grouped by error class, most frequent first, with the latest message."""
+def errors_by_class(h: History, tz: dt.tzinfo | None = None) -> pd.DataFrame:
+    """Failed jobs grouped by error class, most frequent first, with the latest message
+    (times in `tz`, default UTC)."""
     failed = h.jobs[h.jobs["state"] == "failed"].sort_values("finished_at")
     rows = []
     for error_class, group in failed.groupby(failed["error_class"].fillna("(none)")):
         last = group.iloc[-1]
         rows.append({
             "error class": error_class, "jobs": len(group),
-            "latest": _times(pd.Series([last["finished_at"]])).iloc[0],
+            "latest": _clock(last["finished_at"], tz),
             "latest job": int(last["id"]), "latest message": last["error"],
         })  # fmt: skip
     frame = pd.DataFrame(
@@ -245,21 +246,23 @@ def errors_by_class(h: History) -> pd.DataFrame:
     return frame.sort_values(["jobs", "latest"], ascending=False, ignore_index=True)
 
 
-def error_events(h: History, limit: int = 20) -> pd.DataFrame:
+def error_events(h: History, tz: dt.tzinfo | None = None, limit: int = 20) -> pd.DataFrame:
     rows = [e for e in h.events if e["level"] == "error"][:limit]
-    return _events_frame(rows)
+    return _events_frame(rows, tz)
 
 
-def ops_events(h: History, limit: int = 50) -> pd.DataFrame:
+def ops_events(h: History, tz: dt.tzinfo | None = None, limit: int = 50) -> pd.DataFrame:
     """Maintenance runs and alerts in the window, newest first."""
     rows = [e for e in h.events if e["kind"].startswith(OPS_EVENT_KINDS)][:limit]
-    return _events_frame(rows)
+    return _events_frame(rows, tz)
 
 
-def _events_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["at", "level", "kind", "message"])
-    frame["at"] = _times(frame["at"].astype("float64"))
-    return frame.rename(columns={"at": "time"})
+def _events_frame(rows: list[dict[str, Any]], tz: dt.tzinfo | None) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"time": _clock(e["at"], tz), "level": e["level"], "kind": e["kind"],
+          "message": e["message"]} for e in rows],
+        columns=["time", "level", "kind", "message"],
+    )  # fmt: skip
 
 
 def schedule_rows(settings: Settings) -> list[dict[str, str]]:
@@ -351,6 +354,9 @@ def stability(
             f"{name} min / max", "–" if pd.isna(high) else f"{_mb(low)} / {_mb(high)}",
             "peak of the samples" if name != "RAM, machine" else "memory in use on the machine",
         ))  # fmt: skip
+        if name == "VRAM" and not trend.n:
+            rows.append(_row("VRAM trend", "CPU mode", "no GPU readings in this window"))
+            continue
         rows.append(_row(f"{name} trend", trend.verdict, trend.describe()))
     rows += [
         _row("Error log lines", f"{errors.count}",
@@ -528,7 +534,7 @@ def capacity_facts(report: CapacityReport) -> dict[str, str]:
     if m is None:
         return {}
     facts = {
-        "Sustainable load": f"{m.sustainable_audio_per_hour:.2f} audio h / h",
+        "Sustainable load (audio h/h)": f"{m.sustainable_audio_per_hour:.2f}",
         "Measured RTF": f"{m.processing_s / m.audio_s:.3f}" if m.audio_s else "–",
         "Per-job overhead": f"{m.overhead_s:.2f} s",
         "Jobs measured": f"{m.n}",

@@ -50,20 +50,20 @@ else:
     )
 
 st.subheader("Errors")
-errors = opsview.errors_by_class(history)
+errors = opsview.errors_by_class(history, tz)
 if errors.empty:
     st.info("No job failed in this window.")
 else:
     st.altair_chart(opscharts.errors(errors), width="stretch")
     st.dataframe(errors, hide_index=True, width="stretch")
-error_events = opsview.error_events(history)
+error_events = opsview.error_events(history, tz)
 if not error_events.empty:
     st.markdown("**Error events**")
     st.dataframe(error_events, hide_index=True, width="stretch")
 
 st.subheader("Maintenance and alerts")
 st.dataframe(opsview.schedule_rows(settings), hide_index=True, width="stretch")
-runs = opsview.ops_events(history)
+runs = opsview.ops_events(history, tz)
 if runs.empty:
     st.info("No maintenance run or alert in this window.")
 else:

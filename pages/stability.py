@@ -19,7 +19,7 @@ report = opsview.stability(store, settings, win, tz=tz)
 st.caption(f"{win.label}: {jobs_view.format_time(win.start_ms, tz)} to "
            f"{jobs_view.format_time(win.end_ms, tz)}")  # fmt: skip
 
-st.dataframe(report.rows, hide_index=True, width="stretch")
+st.table(report.rows)  # every row and its whole detail, no scrolling
 
 st.subheader("Incidents")
 if report.incidents:

@@ -90,12 +90,14 @@ def test_operations_numbers_on_a_known_history(store, settings):
     assert opsview.cpu_mode_note(h) is None
 
 
-def test_cpu_mode_history_says_so(store):
+def test_cpu_mode_history_says_so(store, settings):
     end = now_ms()
     fill_soak(store, end, hours=2, gpu=False)
     h = opsview.load_history(store, opsview.window("24 h", now=end))
     assert "CPU mode" in opsview.cpu_mode_note(h)
     assert set(opsview.memory_series(h)["series"]) == {"worker RSS", "RAM, machine"}
+    rows = {r["metric"]: r["value"] for r in opsview.stability(store, settings, h.window, h).rows}
+    assert rows["VRAM trend"] == "CPU mode" and rows["VRAM min / max"] == "–"
 
 
 def test_capacity_from_measured_jobs(store):
@@ -150,10 +152,10 @@ def test_page_renders_72_hours_of_history(data_env, path):
         assert not at.exception
         assert {m.label: m.value for m in at.metric}["Jobs done"] == "215"
     if path == "pages/stability.py":
-        table = at.dataframe[0].value
+        table = at.table[0].value
         assert "Availability" in set(table["metric"])
     if path == "pages/capacity.py":
-        assert {m.label for m in at.metric} >= {"Sustainable load", "Real-time streams"}
+        assert {m.label for m in at.metric} >= {"Sustainable load (audio h/h)", "Real-time streams"}
 
 
 def test_custom_window_on_the_operations_page(data_env):
