@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine import logfiles, maintenance, schedules
+from engine import alerts, logfiles, maintenance, schedules
 from engine.config import load_settings
 from engine.errors import ConfigError
 from engine.jobs import JobState
@@ -191,6 +192,71 @@ def test_an_unreachable_webhook_is_noted_not_raised(tmp_path, store):
     delivery = json.loads(alert["data"])["delivery"]
     assert delivery["alert log"] == "ok"
     assert delivery["webhook"].startswith("failed") and delivery["e-mail"].startswith("failed")
+
+
+class _Smtp(socketserver.StreamRequestHandler):
+    """Just enough of an SMTP server (RFC 5321) to receive one message; no STARTTLS."""
+
+    def handle(self):
+        def say(text: str) -> None:
+            self.wfile.write(text.encode() + b"\r\n")
+
+        say("220 test ESMTP")
+        body: list[str] | None = None
+        for raw in self.rfile:
+            line = raw.decode().rstrip("\r\n")
+            if body is not None:
+                if line == ".":
+                    self.server.messages.append("\n".join(body))  # type: ignore[attr-defined]
+                    body = None
+                    say("250 queued")
+                else:
+                    body.append(line)
+                continue
+            verb = line[:4].upper()
+            if verb == "EHLO":
+                say("250-test")
+                say("250 8BITMIME")
+            elif verb == "DATA":
+                body = []
+                say("354 end with .")
+            elif verb == "QUIT":
+                say("221 bye")
+                return
+            else:  # MAIL, RCPT, RSET, NOOP
+                say("250 ok")
+
+
+@pytest.fixture
+def smtp_server():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
+    server.daemon_threads = True
+    server.messages = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_alert_e_mail_goes_through_smtp_and_a_password_needs_tls(tmp_path, store, smtp_server):
+    port = smtp_server.server_address[1]
+    settings = make_settings(
+        tmp_path / "data", alert_smtp=f"smtp://127.0.0.1:{port}",
+        alert_email_to="ops@example.com, oncall@example.com", alert_email_from="asr@example.com",
+    )  # fmt: skip
+    delivery = alerts.raise_alert(store, settings, "gpu_memory", "GPU 0 is nearly full.")
+    assert delivery.channels == {"alert log": "ok", "e-mail": "ok"}
+    (message,) = smtp_server.messages
+    assert "Subject: [seaco-asr] gpu_memory" in message
+    assert "To: ops@example.com, oncall@example.com" in message
+    assert "GPU 0 is nearly full." in message
+    # credentials over a server without STARTTLS: refused, nothing sent
+    with_password = make_settings(
+        tmp_path / "data", alert_smtp=f"smtp://ops:secret@127.0.0.1:{port}",
+        alert_email_to="ops@example.com",
+    )  # fmt: skip
+    refused = alerts.raise_alert(store, with_password, "gpu_memory", "again")
+    assert "no STARTTLS" in refused.channels["e-mail"] and len(smtp_server.messages) == 1
 
 
 # --- audio retention ------------------------------------------------------------------------
