@@ -19,6 +19,7 @@ call it directly on real files; `run()` records every run as a `maintenance.<tas
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import time
@@ -38,6 +39,7 @@ from engine.store import Store, now_ms
 
 log = logging.getLogger("seaco.maintenance")
 DAY_MS = 86_400_000
+WATCH_KEY = "maintenance.gpu_memory_runs"  # settings_kv: each GPU's run of high readings
 VACUUM_RETRY_S = 900  # a VACUUM put off because jobs were running is tried again this soon
 FRESH_AUDIO_S = 3600  # an audio file written this recently may belong to an upload in flight
 
@@ -108,6 +110,20 @@ class GpuMemoryWatch:
                 self.consecutive[g.index] = 0
         return firing
 
+    @classmethod
+    def for_settings(cls, settings: Settings, store: Store | None = None) -> GpuMemoryWatch:
+        """A watch with the configured thresholds that goes on counting where the last
+        worker stopped: the memory guard may replace the worker between two readings, and
+        a count that restarted at zero each time would never reach the alert."""
+        watch = cls(settings.gpu_alert_pct, settings.gpu_alert_mb, settings.gpu_alert_readings)
+        saved = store.get_setting(WATCH_KEY) if store is not None else None
+        if saved:
+            try:
+                watch.consecutive = {int(k): int(v) for k, v in json.loads(saved).items()}
+            except (ValueError, AttributeError):
+                pass  # unreadable: start counting afresh
+        return watch
+
     def describe(self) -> str:
         if self.threshold_mb:
             return f"{self.threshold_mb} MB"
@@ -127,7 +143,9 @@ def check_gpu_memory(
     if snapshot.cpu_mode:
         return {"summary": snapshot.summary(), "gpus": []}
     alerted = []
-    for reading, run in watch.observe(snapshot):
+    firing = watch.observe(snapshot)
+    store.set_setting(WATCH_KEY, json.dumps(watch.consecutive))
+    for reading, run in firing:
         used_gb, total_gb = reading.memory_used_bytes / 2**30, reading.memory_total_bytes / 2**30
         alerts.raise_alert(
             store, settings, "gpu_memory",
@@ -279,8 +297,7 @@ def register(
     running is not made up (the next one does its work: rotation then holds two days)."""
     executor = ensure_ops_executor(scheduler)
     zone = get_localzone()
-    watch = GpuMemoryWatch(settings.gpu_alert_pct, settings.gpu_alert_mb,
-                           settings.gpu_alert_readings)  # fmt: skip
+    watch = GpuMemoryWatch.for_settings(settings, store)
 
     def vacuum() -> None:
         result = run(store, "vacuum", lambda: vacuum_database(store), _vacuum_text)

@@ -170,6 +170,17 @@ def test_gpu_alert_fires_on_exactly_the_third_consecutive_high_reading(tmp_path,
     assert webhook.received[0]["data"]["readings"] == 3
 
 
+def test_the_run_of_high_readings_survives_a_new_worker(store, settings):
+    """The memory guard may replace the worker between two readings: the count goes on."""
+    nvml = fake_nvml([11.8], total_gb=12)
+    first = maintenance.GpuMemoryWatch.for_settings(settings, store)
+    maintenance.check_gpu_memory(store, settings, first, nvml)
+    maintenance.check_gpu_memory(store, settings, first, nvml)
+    second = maintenance.GpuMemoryWatch.for_settings(settings, store)  # a fresh worker
+    assert second.consecutive == {0: 2}
+    assert maintenance.check_gpu_memory(store, settings, second, nvml)["alerted"] == [0]
+
+
 def test_gpu_alert_threshold_in_mb_and_cpu_mode(tmp_path, store, settings):
     watch = maintenance.GpuMemoryWatch(95, threshold_mb=4096, readings=1)
     seen = maintenance.check_gpu_memory(store, settings, watch, fake_nvml([4.5]))
