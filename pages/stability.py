@@ -3,7 +3,7 @@ leak verdict, error log lines, worst delays) for any window, its incidents, and 
 
 import streamlit as st
 
-from engine import jobs_view, opsview, service
+from engine import jobs_view, opsview, service, stability
 
 settings = service.settings()
 store = service.store()
@@ -15,7 +15,7 @@ choice = st.segmented_control(
 )
 days = st.date_input("Days", value=(), key="stability_days") if choice == opsview.CUSTOM else ()
 win = opsview.window(choice or "72 h", days=days, tz=tz)
-report = opsview.stability(store, settings, win, tz=tz)
+report = stability.stability(store, settings, win, tz=tz)
 st.caption(f"{win.label}: {jobs_view.format_time(win.start_ms, tz)} to "
            f"{jobs_view.format_time(win.end_ms, tz)}")  # fmt: skip
 
@@ -41,6 +41,8 @@ with st.expander("How each number is computed"):
 left, right = st.columns(2)
 name = f"stability-{win.label.replace(' ', '-')}"
 left.download_button(
-    "Download Markdown", opsview.stability_markdown(report, tz), f"{name}.md", "text/markdown"
+    "Download Markdown", stability.stability_markdown(report, tz), f"{name}.md", "text/markdown"
 )
-right.download_button("Download CSV", opsview.stability_csv(report, tz), f"{name}.csv", "text/csv")
+right.download_button(
+    "Download CSV", stability.stability_csv(report, tz), f"{name}.csv", "text/csv"
+)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import opsview, service
+from engine import opsview, service, stability
 from engine.store import now_ms
 from tests.ops_history import HOUR_MS, fill_soak
 
@@ -41,7 +41,7 @@ def test_stability_report_on_a_72_hour_soak(store, settings):
     end = now_ms()
     soak = fill_soak(store, end)
     win = opsview.window("72 h", now=end)
-    report = opsview.stability(store, settings, win)
+    report = stability.stability(store, settings, win)
     rows = {r["metric"]: r for r in report.rows}
 
     assert report.availability.probes == soak.probes == 72 * 60
@@ -62,10 +62,10 @@ def test_stability_report_on_a_72_hour_soak(store, settings):
     assert "alert.gpu_memory" in kinds
     assert [i["time"] for i in report.incidents] == sorted(i["time"] for i in report.incidents)
 
-    markdown = opsview.stability_markdown(report)
+    markdown = stability.stability_markdown(report)
     assert "| Availability | 99.93 % |" in markdown and "## Incidents" in markdown
     assert "least-squares" in markdown  # the method is stated
-    table = list(csv.reader(io.StringIO(opsview.stability_csv(report))))
+    table = list(csv.reader(io.StringIO(stability.stability_csv(report))))
     assert table[0] == ["section", "time or metric", "value or kind", "detail"]
     assert ["metric", "Job success rate", "99.54 %", "215 done, 1 failed, 0 cancelled"] in table
     assert sum(row[0] == "incident" for row in table) == len(report.incidents)
@@ -96,7 +96,7 @@ def test_cpu_mode_history_says_so(store, settings):
     h = opsview.load_history(store, opsview.window("24 h", now=end))
     assert "CPU mode" in opsview.cpu_mode_note(h)
     assert set(opsview.memory_series(h)["series"]) == {"worker RSS", "RAM, machine"}
-    rows = {r["metric"]: r["value"] for r in opsview.stability(store, settings, h.window, h).rows}
+    rows = {r["metric"]: r["value"] for r in stability.stability(store, settings, h.window, h).rows}
     assert rows["VRAM trend"] == "CPU mode" and rows["VRAM min / max"] == "–"
 
 
