@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tests.ops_history import HOUR_MS, fill_soak
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = str(ROOT / "dashboard.py")
 PAGES = ("pages/operations.py", "pages/stability.py", "pages/capacity.py")
+EVERY_PAGE = re.findall(r'st\.Page\("([^"]+)"', (ROOT / "dashboard.py").read_text())
 
 
 @pytest.fixture
@@ -156,6 +158,12 @@ def test_page_renders_72_hours_of_history(data_env, path):
         assert "Availability" in set(table["metric"])
     if path == "pages/capacity.py":
         assert {m.label for m in at.metric} >= {"Sustainable load (audio h/h)", "Real-time streams"}
+
+
+@pytest.mark.parametrize("path", EVERY_PAGE)
+def test_every_page_of_the_dashboard_renders_with_72_hours_of_history(data_env, path):
+    fill_soak(service.store(), now_ms())
+    assert not page(path).exception
 
 
 def test_custom_window_on_the_operations_page(data_env):
