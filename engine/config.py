@@ -71,6 +71,15 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "30",
         "How long a write waits for jobs.db's lock before giving up (the API answers 503).",
     ),
+    "DECODE_AHEAD": (
+        "2",
+        "Queued jobs whose audio a separate process decodes to 16 kHz while the model works "
+        "on the current one; 0 turns decode-ahead off.",
+    ),
+    "PCM_CACHE_MB": (
+        "1024",
+        "Bound on decoded audio kept in <data>/tmp/pcm for decode-ahead (oldest use evicted).",
+    ),
     "HEARTBEAT_S": ("5", "Seconds between worker heartbeats."),
     "IDLE_POLL_MS": ("50", "How often an idle worker looks for new work, in ms."),
     "MODEL_RETRY_S": ("60", "Seconds between attempts to load a model that failed to load."),
@@ -213,6 +222,8 @@ class Settings:
     worker_max_vram_mb: int
     worker_max_jobs: int
     db_busy_timeout_s: int
+    decode_ahead: int
+    pcm_cache_mb: int
     heartbeat_s: int
     idle_poll_ms: int
     model_retry_s: int
@@ -344,6 +355,8 @@ def load_settings(
         worker_max_vram_mb=_int("WORKER_MAX_VRAM_MB", raw["WORKER_MAX_VRAM_MB"], 0),
         worker_max_jobs=_int("WORKER_MAX_JOBS", raw["WORKER_MAX_JOBS"], 0),
         db_busy_timeout_s=_int("DB_BUSY_TIMEOUT_S", raw["DB_BUSY_TIMEOUT_S"], 1),
+        decode_ahead=_int("DECODE_AHEAD", raw["DECODE_AHEAD"], 0),
+        pcm_cache_mb=_int("PCM_CACHE_MB", raw["PCM_CACHE_MB"], 1),
         heartbeat_s=_int("HEARTBEAT_S", raw["HEARTBEAT_S"], 1),
         idle_poll_ms=_int("IDLE_POLL_MS", raw["IDLE_POLL_MS"], 5),
         model_retry_s=_int("MODEL_RETRY_S", raw["MODEL_RETRY_S"], 1),

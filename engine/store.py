@@ -651,6 +651,15 @@ class Store:
             ).fetchone()
         return None if row is None else self.get(row[0])
 
+    def peek_queued(self, limit: int) -> list[Job]:
+        """The next `limit` queued jobs in claim order, without claiming them (read-only:
+        decode-ahead looks at what comes next; another worker may still take them)."""
+        rows = self._rows(
+            "SELECT * FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT ?",
+            (int(limit),),
+        )
+        return [Job.from_row(row) for row in rows]
+
     def renew_lease(self, job_id: int, owner: str, lease_s: int, now: int | None = None) -> bool:
         now = now_ms() if now is None else now
         with self._write() as conn:

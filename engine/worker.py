@@ -32,6 +32,7 @@ from engine.errors import DatabaseError, SeacoError, StorageFullError
 from engine.hotwords import default_hotwords, merge_hotwords
 from engine.jobs import Job
 from engine.memguard import recycle_reason, rss_mb, vram_mb
+from engine.prefetch import PcmCache, Prefetcher
 from engine.store import JobResult, Store, open_store
 from engine.watchdog import record_recovery
 
@@ -104,6 +105,12 @@ class Worker:
         self.stop_requested = threading.Event()
         self.abort_requested = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
+        self.prefetcher: Prefetcher | None = None
+        if settings.decode_ahead > 0:  # decode the next jobs while the model works
+            cache = PcmCache(settings.tmp_dir / "pcm", settings.pcm_cache_mb * 2**20)
+            self.prefetcher = Prefetcher(
+                cache, settings.data_dir, settings.max_duration_s, settings.decode_ahead
+            )
 
     # --- lifecycle ---------------------------------------------------------------------------
     def initialize(self) -> None:
@@ -180,6 +187,7 @@ class Worker:
             return False
         self.current = job
         self._set_state("busy")
+        self._decode_ahead()
         try:
             self.process(job)
         except (DatabaseError, StorageFullError) as exc:
@@ -194,6 +202,14 @@ class Worker:
             self._set_state("ready")
         self._check_memory()
         return True
+
+    def _decode_ahead(self) -> None:
+        if self.prefetcher is None:
+            return
+        try:
+            self.prefetcher.ahead(self.store.peek_queued(self.settings.decode_ahead))
+        except Exception:  # an optimisation: never a reason to fail or skip a job
+            log.exception("decode-ahead failed; the worker decodes itself")
 
     def _check_memory(self) -> None:
         """The memory guard (engine/memguard.py): between jobs, hand over to a fresh process
@@ -225,7 +241,10 @@ class Worker:
                 self.store.cancel_running(job.id, self.id, attempt)
                 return
             started = time.monotonic()
-            samples, info = audio.decode(
+            # decode_ms is what decoding cost this job's path: reading the PCM decoded ahead
+            # by the prefetch process when there is some, else decoding here.
+            ahead = self.prefetcher.get(job) if self.prefetcher is not None else None
+            samples, info = ahead or audio.decode(
                 self.settings.data_dir / job.audio_path,
                 max_duration_s=self.settings.max_duration_s,
             )
@@ -346,6 +365,8 @@ class Worker:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
         self._scheduler = None
+        if self.prefetcher is not None:
+            self.prefetcher.close()
         try:
             self.state = "stopped"
             self.heartbeat()

@@ -41,3 +41,82 @@ def test_the_pipeline_reports_time_per_stage(tiny_models):
     assert all(ms >= 0 for ms in transcript.stage_ms.values())
     silent = pipeline.transcribe(synthetic_speech(1.0) * 0)  # VAD runs, nothing else
     assert set(silent.stage_ms) <= {"vad"} and silent.text == ""
+
+
+# --- decode-ahead -----------------------------------------------------------------------------
+def test_pcm_cache_round_trip_bound_and_damaged_entries(tmp_path):
+    import numpy as np
+
+    from engine.audio import AudioInfo
+    from engine.prefetch import PcmCache
+
+    info = AudioInfo("wav", "pcm_s16le", 1000, 16000, 1)
+    cache = PcmCache(tmp_path / "pcm", max_bytes=300_000)
+    one = np.linspace(-1, 1, 50_000, dtype=np.float32)  # 200 kB each
+    assert cache.get("a") is None and not cache.has("a")
+    assert cache.put("a", one, info)
+    samples, got = cache.get("a")
+    assert np.array_equal(samples, one) and got == info
+    assert cache.put("b", one * 0.5, info)  # over the bound: "a" is the least recently used
+    assert not cache.has("a") and cache.has("b")
+    assert not cache.put("big", np.zeros(100_000, np.float32), info)  # alone over the bound
+    (tmp_path / "pcm" / "b.v1.npy").write_bytes(b"not numpy")
+    assert cache.get("b") is None  # damaged: a miss, the worker decodes itself
+
+
+@needs_espeak
+def test_prefetcher_decodes_the_queued_jobs_in_another_process(tmp_path, store, settings):
+    import numpy as np
+
+    from engine.intake import submit_upload
+    from engine.prefetch import PcmCache, Prefetcher
+
+    files = build_corpus(tmp_path / "c", (5, 6, 7), utterances=3)
+    for f in files:
+        with open(f.path, "rb") as stream:
+            submit_upload(store, settings, stream, f.path.name)
+    queued = store.peek_queued(2)
+    assert [j.original_name for j in queued] == [files[0].path.name, files[1].path.name]
+    assert store.queue_depth() == 3  # peeking claims nothing
+    cache = PcmCache(settings.tmp_dir / "pcm", 2**26)
+    prefetcher = Prefetcher(cache, settings.data_dir, settings.max_duration_s, ahead=2)
+    try:
+        assert prefetcher.ahead(queued) == 2
+        assert prefetcher.ahead(queued) == 0  # in flight or cached: not decoded twice
+        for job, f in zip(queued, files, strict=False):
+            samples, info = prefetcher.get(job)
+            expected, expected_info = decode(f.path)
+            assert np.array_equal(samples, expected) and info == expected_info
+        third = store.peek_queued(3)[2]
+        assert prefetcher.get(third) is None  # never asked for: the worker decodes it
+    finally:
+        prefetcher.close()
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_worker_uses_audio_decoded_ahead_and_finishes_every_job(tmp_path, tiny_models):
+    from engine.intake import submit_upload
+    from engine.jobs import JobState
+    from engine.store import open_store
+    from tests.conftest import make_settings
+    from tests.procs import start
+
+    settings = make_settings(
+        tmp_path / "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
+        punc_model=str(tiny_models["punc"]), device="cpu", ncpu="1", decode_ahead="2",
+    )  # fmt: skip
+    settings.ensure_dirs()
+    store = open_store(settings.db_path)
+    files = build_corpus(tmp_path / "c", (5, 6, 7, 8), utterances=3)
+    jobs = []
+    for f in files:
+        with open(f.path, "rb") as stream:
+            jobs.append(submit_upload(store, settings, stream, f.path.name))
+    proc = start(["worker", "--burst"], settings, tmp_path / "worker.log")
+    assert proc.wait(timeout=180) == 0, (tmp_path / "worker.log").read_text()
+    done = [store.get(j.id) for j in jobs]
+    assert all(j.state is JobState.DONE for j in done), [j.error for j in done]
+    assert [abs(j.duration_ms - f.seconds * 1000) < 50 for j, f in zip(done, files, strict=True)]
+    cached = {p.name.split(".")[0] for p in (settings.tmp_dir / "pcm").glob("*.json")}
+    assert {j.audio_sha256 for j in done[1:]} <= cached  # every job after the first
