@@ -232,6 +232,7 @@ class _TokenScores:
     def reset(self) -> None:
         self.log_sum = 0.0
         self.count = 0
+        self.items: list[tuple[float, int]] = []  # per batch row, in order, for batching
 
     def add(self, log_probs, lengths, skip_ids: tuple[int, ...]) -> None:
         import torch
@@ -246,6 +247,7 @@ class _TokenScores:
                 picked = best[i, :n][keep].clamp(max=0.0)
                 self.log_sum += float(picked.sum())
                 self.count += int(picked.numel())
+                self.items.append((float(picked.sum()), int(picked.numel())))
 
     def confidence(self) -> float | None:
         if self.count == 0:
@@ -382,8 +384,11 @@ class AsrPipeline:
         device: str,
         ncpu: int,
         batch_size_s: int,
+        batch_segments: bool = False,
     ) -> None:
         self._model = automodel
+        # recognise VAD segments in batches ourselves (engine/segbatch.py), on CPU as well
+        self.batch_segments = batch_segments
         self.specs = dict(specs)
         self.device = device
         self.ncpu = ncpu
@@ -405,6 +410,7 @@ class AsrPipeline:
         device: str = "auto",
         ncpu: int = 2,
         batch_size_s: int = 300,
+        batch_segments: bool = False,
     ) -> AsrPipeline:
         """Validate every spec, load the three models, free heap, warm up once."""
         specs = {
@@ -430,7 +436,10 @@ class AsrPipeline:
             )
         except Exception as exc:
             raise ModelError(_load_failure_message(specs, exc)) from exc
-        pipeline = cls(automodel, specs, resolved_device, max(1, int(ncpu)), int(batch_size_s))
+        pipeline = cls(
+            automodel, specs, resolved_device, max(1, int(ncpu)), int(batch_size_s),
+            batch_segments=batch_segments,
+        )  # fmt: skip
         pipeline.load_seconds = time.perf_counter() - started
         _malloc_trim()
         started = time.perf_counter()
@@ -452,6 +461,8 @@ class AsrPipeline:
 
     def transcribe(self, audio: np.ndarray, hotwords: list[str] | None = None) -> Transcript:
         """Transcribe 16 kHz mono float32 samples; silence gives an empty transcript."""
+        if self.batch_segments:
+            return self.transcribe_many([audio], hotwords)[0]
         samples = _prepare_audio(audio)
         words = merge_hotwords(hotwords, None)
         duration_ms = int(round(len(samples) * 1000 / SAMPLE_RATE))
@@ -472,6 +483,51 @@ class AsrPipeline:
             confidence = self._scores.confidence()
             token_count = self._scores.count
             stage_ms = self._stages.as_ms()
+        return self._transcript(results, words, confidence, token_count, stage_ms, duration_ms)
+
+    def transcribe_many(
+        self, audios: list[np.ndarray], hotwords: list[str] | None = None
+    ) -> list[Transcript]:
+        """Transcribe several recordings that share one hotword list, their VAD segments
+        recognised together in length-sorted batches of up to `batch_size_s` (see
+        engine/segbatch.py); one Transcript per recording, in order."""
+        from engine.segbatch import recognise_together
+
+        words = merge_hotwords(hotwords, None)
+        prepared = []
+        for audio in audios:
+            samples = _prepare_audio(audio)
+            if 0 < len(samples) < _MIN_SAMPLES:
+                samples = np.concatenate(
+                    [samples, np.zeros(_MIN_SAMPLES - len(samples), np.float32)]
+                )
+            prepared.append(samples)
+        with self._lock:
+            outputs = recognise_together(
+                self._model, prepared, hotword_argument(words), self.batch_size_s,
+                self._scores, self._stages,
+            )  # fmt: skip
+        return [
+            self._transcript(
+                out.results,
+                words,
+                out.confidence,
+                out.tokens,
+                out.stage_ms,
+                int(round(len(samples) * 1000 / SAMPLE_RATE)),
+            )  # fmt: skip
+            for out, samples in zip(outputs, prepared, strict=True)
+        ]
+
+    def _transcript(
+        self,
+        results: list[dict[str, Any]],
+        words: list[str],
+        confidence: float | None,
+        token_count: int,
+        stage_ms: dict[str, int],
+        duration_ms: int,
+    ) -> Transcript:
         result = results[0] if results else {}
         text = str(result.get("text") or "").strip()
         if not text:

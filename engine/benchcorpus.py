@@ -2,10 +2,11 @@
 
 `espeak-ng -v cmn-latn-pinyin` reads numbered pinyin with Mandarin phonetics (FUNASR_NOTES).
 A pool of utterances of random syllables is synthesised once; each corpus file is those
-utterances in a seeded random order with pauses of 0.2-1.6 s between them (so VAD cuts
-segments of realistic length) and faint noise under everything (so no stretch is digital
-silence), trimmed to its target length. Files alternate between two shapes a service sees
-most: 16 kHz mono 16-bit WAV (telephony, recorders) and 44.1 kHz stereo 128 kbit/s MP3.
+utterances in a seeded random order with pauses between them (half 0.15-0.5 s, half
+0.9-2 s, so VAD cuts segments of a few to a few tens of seconds) and faint noise under
+everything (so no stretch is digital silence), trimmed to its target length. Files
+alternate between two shapes a service sees most: 16 kHz mono 16-bit WAV (telephony,
+recorders) and 44.1 kHz stereo 128 kbit/s MP3.
 Deterministic for a seed; needs espeak-ng on PATH.
 """
 
@@ -103,7 +104,9 @@ def _assemble(
     total = int(seconds * RATE)
     pieces, length = [], 0
     while length < total:
-        gap = np.zeros(int(rng.uniform(0.2, 1.6) * RATE), np.float32)
+        # half are pauses inside a turn, half sentence ends long enough (> 0.8 s) for VAD
+        pause = rng.uniform(0.15, 0.5) if rng.random() < 0.5 else rng.uniform(0.9, 2.0)
+        gap = np.zeros(int(pause * RATE), np.float32)
         clip = pool[rng.randrange(len(pool))]
         pieces += [gap, clip]
         length += len(gap) + len(clip)
