@@ -168,8 +168,9 @@ class Transcript:
     confidence: float | None = None
     tokens: int = 0
     hotwords: list[str] = field(default_factory=list)
-    # wall ms inside each model's `inference` during this call: "vad", "asr", "punc"
-    stage_ms: dict[str, int] = field(default_factory=dict)
+    # wall ms inside each model's `inference` during this call: "vad", "asr", "punc"; a
+    # measurement of this run, not part of what was recognised, so equality ignores it
+    stage_ms: dict[str, int] = field(default_factory=dict, compare=False)
 
 
 def _is_cjk(ch: str) -> bool:
