@@ -39,6 +39,13 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "1: VAD segments are recognised in length-sorted batches of up to SEACO_BATCH_SIZE_S "
         "on CPU too (funasr decodes them one at a time on CPU); 0: funasr's own path.",
     ),
+    "BATCH_JOBS": (
+        "1",
+        "Queued jobs of the same priority and hotwords recognised together (their VAD "
+        "segments batched), while their audio adds up to at most SEACO_BATCH_SIZE_S; 1 "
+        "(default) turns cross-job batching off. Pays most on a GPU; a job's text can then "
+        "depend slightly on the jobs it was batched with (padding).",
+    ),
     "HOTWORDS": (
         "",
         "Default hotwords merged into every job (comma or space separated); the initial "
@@ -216,6 +223,7 @@ class Settings:
     ncpu: int
     batch_size_s: int
     batch_segments: int  # 0 or 1
+    batch_jobs: int
     hotwords: str
     queue_max: int
     max_upload_mb: int
@@ -350,6 +358,7 @@ def load_settings(
         ncpu=_int("NCPU", raw["NCPU"], 0),
         batch_size_s=_int("BATCH_SIZE_S", raw["BATCH_SIZE_S"], 1),
         batch_segments=min(1, _int("BATCH_SEGMENTS", raw["BATCH_SEGMENTS"], 0)),
+        batch_jobs=_int("BATCH_JOBS", raw["BATCH_JOBS"], 1),
         hotwords=raw["HOTWORDS"].strip(),
         queue_max=_int("QUEUE_MAX", raw["QUEUE_MAX"], 1),
         max_upload_mb=_int("MAX_UPLOAD_MB", raw["MAX_UPLOAD_MB"], 1),

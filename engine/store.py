@@ -651,6 +651,23 @@ class Store:
             ).fetchone()
         return None if row is None else self.get(row[0])
 
+    def claim_queued(
+        self, job_id: int, owner: str, lease_s: int, now: int | None = None
+    ) -> Job | None:
+        """Take this queued job under a lease, as `claim` does for the next one (cross-job
+        batching adds jobs to the one it claimed); None when it is no longer queued."""
+        now = now_ms() if now is None else now
+        with self._write() as conn:
+            row = conn.execute(
+                """UPDATE jobs SET state = 'running', stage = 'decoding', lease_owner = ?,
+                       lease_expires_at = ?, attempts = attempts + 1, started_at = ?,
+                       updated_at = ?, queue_wait_ms = ? - submitted_at
+                   WHERE id = ? AND state = 'queued'
+                   RETURNING id""",
+                (owner, now + lease_s * 1000, now, now, now, job_id),
+            ).fetchone()
+        return None if row is None else self.get(row[0])
+
     def peek_queued(self, limit: int) -> list[Job]:
         """The next `limit` queued jobs in claim order, without claiming them (read-only:
         decode-ahead looks at what comes next; another worker may still take them)."""

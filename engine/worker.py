@@ -30,6 +30,7 @@ from engine import audio, maintenance, telemetry
 from engine.config import Settings
 from engine.errors import DatabaseError, SeacoError, StorageFullError
 from engine.hotwords import default_hotwords, merge_hotwords
+from engine.jobgroup import pick_companions
 from engine.jobs import Job
 from engine.memguard import recycle_reason, rss_mb, vram_mb
 from engine.prefetch import PcmCache, Prefetcher
@@ -100,6 +101,7 @@ class Worker:
         self.model_error: str | None = None
         self.model_info: dict[str, Any] = {}
         self.current: Job | None = None
+        self.companions: list[Job] = []  # claimed with `current` (cross-job batching)
         self.jobs_done = 0
         self.jobs_failed = 0
         self.state = "starting"
@@ -162,6 +164,8 @@ class Worker:
                 jobs_done=self.jobs_done,
                 jobs_failed=self.jobs_failed,
             )
+            for job in list(self.companions):  # the heartbeat renews only current's lease
+                self.store.renew_lease(job.id, self.id, self.settings.lease_s)
         except Exception:  # a missed heartbeat is survivable; a dead scheduler thread is not
             log.exception("heartbeat failed")
 
@@ -188,21 +192,51 @@ class Worker:
             return False
         self.current = job
         self._set_state("busy")
+        self.companions = self._claim_companions(job)
         self._decode_ahead()
         try:
-            self.process(job)
+            if self.companions:
+                self.process_group([job, *self.companions])
+            else:
+                self.process(job)
         except (DatabaseError, StorageFullError) as exc:
             # Not the job's fault: give it back (without costing an attempt) rather than fail it.
             log.error("job %s: the database refused a write (%s); giving the job back", job.id, exc)
-            try:
-                self.store.release(job.id, self.id)
-            except Exception:
-                log.warning("job %s: could not give it back; its lease will expire", job.id)
+            for held in [job, *self.companions]:
+                try:
+                    self.store.release(held.id, self.id)
+                except Exception:
+                    log.warning("job %s: could not give it back; its lease will expire", held.id)
         finally:
             self.current = None
+            self.companions = []
             self._set_state("ready")
         self._check_memory()
         return True
+
+    def _hotwords(self, job: Job) -> list[str]:
+        # A "compare without hotwords" re-run must not get the operator's defaults either.
+        use_defaults = job.use_default_hotwords
+        defaults = default_hotwords(self.store, self.settings) if use_defaults else []
+        return merge_hotwords(job.hotwords, defaults)
+
+    def _claim_companions(self, head: Job) -> list[Job]:
+        """Queued jobs to recognise together with `head` (engine/jobgroup.py), claimed."""
+        if self.settings.batch_jobs <= 1 or not hasattr(self.pipeline, "transcribe_many"):
+            return []
+        try:
+            defaults = default_hotwords(self.store, self.settings)
+            picked = pick_companions(
+                head, self.store.peek_queued(self.settings.batch_jobs - 1),
+                lambda j: merge_hotwords(j.hotwords, defaults if j.use_default_hotwords else []),
+                max_jobs=self.settings.batch_jobs, max_audio_ms=self.settings.batch_size_s * 1000,
+            )  # fmt: skip
+            claimed = [
+                self.store.claim_queued(j.id, self.id, self.settings.lease_s) for j in picked
+            ]
+        except (DatabaseError, StorageFullError):
+            return []  # the head job alone, as without batching
+        return [j for j in claimed if j is not None]
 
     def _decode_ahead(self) -> None:
         if self.prefetcher is None:
@@ -234,13 +268,62 @@ class Worker:
 
     def process(self, job: Job) -> None:
         """Decode, recognise, store. Any failure is recorded on the job; the worker goes on."""
-        attempt = job.attempts
-        log.info("job %s: start (attempt %s, %s)", job.id, attempt, job.original_name)
+        prepared = self._prepare(job)
+        if prepared is None:
+            return
+        samples, info, decode_ms = prepared
+        hotwords = self._hotwords(job)
+        try:
+            started = time.monotonic()
+            assert self.pipeline is not None
+            transcript = self.pipeline.transcribe(samples, hotwords)
+            inference_ms = round((time.monotonic() - started) * 1000)
+        except Exception as exc:
+            self._failed(job, exc, decode_ms)
+            return
+        self._finish(job, transcript, hotwords, info, decode_ms, inference_ms)
+
+    def process_group(self, jobs: list[Job]) -> None:
+        """Jobs with one hotword list, their VAD segments recognised together
+        (AsrPipeline.transcribe_many). Each job's inference_ms is the group's time shared
+        by audio length, so sums over jobs stay true. If the group fails, every job is
+        processed alone, so a poison file fails only its own job."""
+        ready = []
+        for job in jobs:
+            prepared = self._prepare(job)
+            if prepared is not None:
+                ready.append((job, *prepared))
+        if not ready:
+            return
+        hotwords = self._hotwords(ready[0][0])
+        log.info("jobs %s: recognised together", [r[0].id for r in ready])
+        try:
+            started = time.monotonic()
+            transcripts = self.pipeline.transcribe_many([r[1] for r in ready], hotwords)
+            group_ms = (time.monotonic() - started) * 1000
+        except (DatabaseError, StorageFullError):
+            raise
+        except Exception:
+            log.exception(
+                "jobs %s: batch failed; processing them one by one", [r[0].id for r in ready]
+            )
+            for job, *_ in ready:
+                self.process(job)
+            return
+        total = sum(len(r[1]) for r in ready) or 1
+        for (job, samples, info, decode_ms), transcript in zip(ready, transcripts, strict=True):
+            share = round(group_ms * len(samples) / total)
+            self._finish(job, transcript, hotwords, info, decode_ms, share)
+
+    def _prepare(self, job: Job) -> tuple[Any, audio.AudioInfo, int] | None:
+        """The job's samples, audio info and decode time; None when it was cancelled or
+        failed (recorded)."""
+        log.info("job %s: start (attempt %s, %s)", job.id, job.attempts, job.original_name)
         decode_ms: int | None = None
         try:
             if self.store.is_cancel_requested(job.id):
-                self.store.cancel_running(job.id, self.id, attempt)
-                return
+                self.store.cancel_running(job.id, self.id, job.attempts)
+                return None
             started = time.monotonic()
             # decode_ms is what decoding cost this job's path: reading the PCM decoded ahead
             # by the prefetch process when there is some, else decoding here.
@@ -251,41 +334,42 @@ class Worker:
             )
             decode_ms = round((time.monotonic() - started) * 1000)
             self.store.set_stage(job.id, self.id, "recognising", duration_ms=info.duration_ms)
-            # A "compare without hotwords" re-run must not get the operator's defaults either.
-            use_defaults = job.use_default_hotwords
-            defaults = default_hotwords(self.store, self.settings) if use_defaults else []
-            hotwords = merge_hotwords(job.hotwords, defaults)
-            started = time.monotonic()
-            assert self.pipeline is not None
-            transcript = self.pipeline.transcribe(samples, hotwords)
-            inference_ms = round((time.monotonic() - started) * 1000)
-            self.store.set_stage(job.id, self.id, "saving")
-            result = JobResult(
-                text=transcript.text,
-                raw_text=transcript.raw_text,
-                confidence=transcript.confidence,
-                sentences=list(transcript.sentences),
-                effective_hotwords=hotwords,
-                duration_ms=info.duration_ms or 0,
-                decode_ms=decode_ms,
-                inference_ms=inference_ms,
-                model_info=self.model_info,
-                stage_ms=dict(getattr(transcript, "stage_ms", None) or {}),
-            )
-        except (DatabaseError, StorageFullError):
-            raise  # the database is unwell, not the job: loop() gives the job back
         except Exception as exc:
-            message = user_error(exc)
-            if isinstance(exc, SeacoError):
-                log.warning("job %s: failed: %s", job.id, message)
-            else:
-                log.exception("job %s: failed unexpectedly", job.id)
-            self.jobs_failed += 1
-            self.store.fail(
-                job.id, self.id, attempt, message, type(exc).__name__, decode_ms=decode_ms
-            )
-            return
-        if self.store.complete(job.id, self.id, attempt, result):
+            self._failed(job, exc, decode_ms)
+            return None
+        return samples, info, decode_ms
+
+    def _failed(self, job: Job, exc: Exception, decode_ms: int | None) -> None:
+        if isinstance(exc, (DatabaseError, StorageFullError)):
+            raise exc  # the database is unwell, not the job: loop() gives the job back
+        message = user_error(exc)
+        if isinstance(exc, SeacoError):
+            log.warning("job %s: failed: %s", job.id, message)
+        else:
+            log.exception("job %s: failed unexpectedly", job.id, exc_info=exc)
+        self.jobs_failed += 1
+        self.store.fail(
+            job.id, self.id, job.attempts, message, type(exc).__name__, decode_ms=decode_ms
+        )
+
+    def _finish(
+        self, job: Job, transcript: Any, hotwords: list[str], info: audio.AudioInfo,
+        decode_ms: int, inference_ms: int,
+    ) -> None:  # fmt: skip
+        self.store.set_stage(job.id, self.id, "saving")
+        result = JobResult(
+            text=transcript.text,
+            raw_text=transcript.raw_text,
+            confidence=transcript.confidence,
+            sentences=list(transcript.sentences),
+            effective_hotwords=hotwords,
+            duration_ms=info.duration_ms or 0,
+            decode_ms=decode_ms,
+            inference_ms=inference_ms,
+            model_info=self.model_info,
+            stage_ms=dict(getattr(transcript, "stage_ms", None) or {}),
+        )
+        if self.store.complete(job.id, self.id, job.attempts, result):
             self.jobs_done += 1
             log.info(
                 "job %s: done in %s ms (decode %s ms, inference %s ms, audio %.1f s)",
@@ -355,8 +439,9 @@ class Worker:
             self.abort_requested.wait(0.2)
         job = self.current
         if job is not None:
-            self.store.release(job.id, self.id)
-            log.warning("job %s: given back to the queue (worker aborted)", job.id)
+            for held in [job, *self.companions]:
+                self.store.release(held.id, self.id)
+                log.warning("job %s: given back to the queue (worker aborted)", held.id)
             self.shutdown(wait=False)
             return 1
         self.shutdown(wait=True)

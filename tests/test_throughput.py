@@ -117,7 +117,7 @@ def test_worker_uses_audio_decoded_ahead_and_finishes_every_job(tmp_path, tiny_m
     assert proc.wait(timeout=180) == 0, (tmp_path / "worker.log").read_text()
     done = [store.get(j.id) for j in jobs]
     assert all(j.state is JobState.DONE for j in done), [j.error for j in done]
-    assert [abs(j.duration_ms - f.seconds * 1000) < 50 for j, f in zip(done, files, strict=True)]
+    assert all(abs(j.duration_ms - f.seconds * 1000) < 50 for j, f in zip(done, files, strict=True))
     cached = {p.name.split(".")[0] for p in (settings.tmp_dir / "pcm").glob("*.json")}
     assert {j.audio_sha256 for j in done[1:]} <= cached  # every job after the first
 
@@ -159,3 +159,72 @@ def test_batched_segments_map_back_to_their_recordings(tmp_path, tiny_models):
         assert set(a.stage_ms) >= {"vad", "asr"}
     assert together[-1].text == ""
     assert batched.transcribe(audios[2], hotwords).text  # single recording, same path
+
+
+# --- cross-job batching (engine/jobgroup.py + the worker) ------------------------------------
+def test_companions_come_from_the_window_with_the_head_s_priority_hotwords_and_audio_cap(store):
+    from engine.jobgroup import pick_companions
+    from engine.store import NewJob
+
+    def job(name: str, hotwords=("科哥",), priority=10, duration_ms: int | None = 60_000):
+        sha = f"{len(name):02d}{name}".ljust(64, "0")
+        new = NewJob(audio_sha256=sha, audio_path=f"audio/{sha}", audio_bytes=1,
+                     original_name=name, duration_ms=duration_ms, hotwords=tuple(hotwords),
+                     priority=priority)  # fmt: skip
+        return store.submit(new, queue_max=100, max_attempts=3)
+
+    head = job("head")
+    other_words = job("other-words", hotwords=("阿里巴巴",))
+    same = job("same")
+    live = job("live", priority=20)
+    unknown = job("unknown-length", duration_ms=None)
+    too_long = job("too-long", duration_ms=250_000)
+    last = job("last")
+    queued = [other_words, same, live, unknown, too_long, last]
+
+    def pick(max_jobs: int, max_audio_ms: int = 300_000) -> list[str]:
+        picked = pick_companions(head, queued, lambda j: j.hotwords, max_jobs=max_jobs,
+                                 max_audio_ms=max_audio_ms)  # fmt: skip
+        return [j.original_name for j in picked]
+
+    assert pick(1) == []  # batching off
+    assert pick(3) == ["same"]  # window of 2: the other hotwords keep their place
+    assert pick(7) == ["same", "last"]  # not live, not unknown, not past the audio cap
+    assert pick(7, max_audio_ms=150_000) == ["same"]
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_worker_batches_jobs_with_the_same_hotwords_in_queue_order(tmp_path, tiny_models):
+    from engine.intake import submit_upload
+    from engine.jobs import JobState
+    from engine.store import open_store
+    from tests.conftest import make_settings
+    from tests.procs import start
+
+    settings = make_settings(
+        tmp_path / "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
+        punc_model=str(tiny_models["punc"]), device="cpu", ncpu="1", batch_jobs="3",
+    )  # fmt: skip
+    settings.ensure_dirs()
+    store = open_store(settings.db_path)
+    files = build_corpus(tmp_path / "c", (5, 6, 7, 8, 9), utterances=4)
+    words = ["科哥", "阿里巴巴", "科哥", "科哥", "科哥"]
+    jobs = []
+    for f, hotwords in zip(files, words, strict=True):
+        with open(f.path, "rb") as stream:
+            jobs.append(submit_upload(store, settings, stream, f.path.name, hotwords=hotwords))
+    proc = start(["worker", "--burst"], settings, tmp_path / "worker.log")
+    assert proc.wait(timeout=180) == 0, (tmp_path / "worker.log").read_text()
+    done = [store.get(j.id) for j in jobs]
+    assert all(j.state is JobState.DONE for j in done), [j.error for j in done]
+    ids = [j.id for j in jobs]
+    log = (tmp_path / "worker.log").read_text()
+    # head 1 takes 3 from its window [2, 3]; 2 (other hotwords) goes next, alone; then 4 + 5
+    assert f"jobs [{ids[0]}, {ids[2]}]: recognised together" in log
+    assert f"jobs [{ids[3]}, {ids[4]}]: recognised together" in log
+    assert done[1].started_at <= done[3].started_at  # passed over once, never starved
+    for job, f in zip(done, files, strict=True):
+        assert job.effective_hotwords == [job.hotwords[0]]
+        assert job.text and all(s.end_ms <= f.seconds * 1000 + 100 for s in job.sentences)
+        assert job.inference_ms is not None and job.asr_ms is not None
