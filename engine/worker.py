@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -107,6 +108,8 @@ class Worker:
         self.state = "starting"
         self.stop_requested = threading.Event()
         self.abort_requested = threading.Event()
+        self._ticking = False  # a queue tick is running (see _check_queue_armed)
+        self._queue_missing = False
         self._scheduler: BackgroundScheduler | None = None
         self.prefetcher: Prefetcher | None = None
         if settings.decode_ahead > 0:  # decode the next jobs while the model works
@@ -380,17 +383,49 @@ class Worker:
             log.warning("job %s: result discarded (cancelled, or the lease was lost)", job.id)
 
     # --- scheduling ----------------------------------------------------------------------------
-    def _queue_tick(self) -> None:
+    def _queue_tick(self) -> bool:
+        """At most one job; the next tick is armed by _rearm_queue once this one returned."""
         processed = False
+        self._ticking = True
         try:
             processed = self.loop()
         except Exception:  # e.g. the database was briefly unavailable: log, retry next tick
             log.exception("queue loop error")
         finally:
+            self._ticking = False
             if self.burst and not processed:
                 self.request_stop()
-            delay = 0 if processed else self.settings.idle_poll_ms / 1000
-            self._schedule("queue", self._queue_tick, delay)
+        return processed
+
+    def _rearm_queue(self, event: JobExecutionEvent) -> None:
+        """Schedule the next queue tick after the previous one has fully finished: at once
+        after a job, after SEACO_IDLE_POLL_MS when idle. APScheduler calls this once it has
+        counted the tick as no longer running. (Scheduling from inside the tick raced with
+        max_instances=1: a tick due at once while the old one was still returning was
+        skipped, and with it every later one, leaving a worker that heartbeats but never
+        takes another job; seen under load in the soak harness.)"""
+        if event.job_id != "queue":
+            return
+        processed = getattr(event, "retval", None) is True
+        self._schedule("queue", self._queue_tick, 0 if processed else self.idle_poll_s)
+
+    def _check_queue_armed(self) -> None:
+        """Safety net, run with the heartbeat: a loaded worker always has a queue tick
+        pending or running. Missing at two checks in a row (one could fall between a tick's
+        end and its re-arming), it is re-armed, and that is logged as the bug it is."""
+        scheduler = self._scheduler
+        if scheduler is None or self.pipeline is None or self.stop_requested.is_set():
+            return
+        missing = not self._ticking and scheduler.get_job("queue") is None
+        if missing and self._queue_missing:
+            log.error("the queue tick was not scheduled; re-arming it")
+            self._schedule("queue", self._queue_tick, 0)
+            missing = False
+        self._queue_missing = missing
+
+    @property
+    def idle_poll_s(self) -> float:
+        return self.settings.idle_poll_ms / 1000
 
     def _model_tick(self) -> None:
         if self.load_model():
@@ -400,7 +435,7 @@ class Worker:
         else:
             self._schedule("model", self._model_tick, self.settings.model_retry_s)
 
-    def _schedule(self, job_id: str, func: Callable[[], None], delay_s: float) -> None:
+    def _schedule(self, job_id: str, func: Callable[[], object], delay_s: float) -> None:
         if self._scheduler is None or self.stop_requested.is_set():
             return
         self._scheduler.add_job(
@@ -425,7 +460,9 @@ class Worker:
             timezone="UTC",
         )
         self._scheduler = scheduler
+        scheduler.add_listener(self._rearm_queue, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
+        scheduler.add_job(self._check_queue_armed, "interval", seconds=self.settings.heartbeat_s)
         scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
         # Operations (on their own thread pool): telemetry, the /health self-probe, maintenance.
         telemetry.register(scheduler, self.settings, self.store)

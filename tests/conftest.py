@@ -45,3 +45,27 @@ def _no_developer_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """Settings read `.env` from the working directory: run every test from an empty one so
     a developer's own .env cannot change what the tests see."""
     monkeypatch.chdir(tmp_path)
+
+
+SERVICE_TOKEN = "tiny-service-token-1c2d"
+
+
+@pytest.fixture(scope="session")
+def tiny_service(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]):
+    """One `seaco serve` with the tiny models, an API token and a 1 MB upload limit, shared by
+    the test modules that only talk to it over HTTP (bad inputs, the soak harness).
+    Yields (settings, base_url, tmp_dir, pid of the worker it started with)."""
+    from tests.procs import get_health, serve, stop, wait_for
+
+    tmp = tmp_path_factory.mktemp("service")
+    cfg, proc, base = serve(
+        tmp, "data", api_tokens=SERVICE_TOKEN, max_upload_mb="1",
+        **{f"{k}_model": str(v) for k, v in tiny_models.items()},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
+        worker_pid = open_store(cfg.db_path).latest_worker()["pid"]
+        yield cfg, base, tmp, worker_pid
+    finally:
+        assert stop(proc) == 0
+        assert "Traceback" not in (tmp / "data.log").read_text()

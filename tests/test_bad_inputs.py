@@ -19,29 +19,17 @@ import requests
 
 from engine.store import open_store
 from tests.audio_fixtures import tone, write_audio
-from tests.procs import get_health, serve, stop, wait_for
+from tests.conftest import SERVICE_TOKEN as TOKEN
+from tests.procs import get_health, wait_for
 from tests.test_worker import speech_file
 
 pytestmark = pytest.mark.slow
-TOKEN = "bad-input-token-1c2d"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory, tiny_models):
-    tmp = tmp_path_factory.mktemp("bad")
-    cfg, proc, base = serve(
-        tmp, "data", api_tokens=TOKEN, max_upload_mb="1",
-        **{f"{k}_model": str(v) for k, v in tiny_models.items()},
-    )  # fmt: skip
-    try:
-        wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
-        worker_pid = open_store(cfg.db_path).latest_worker()["pid"]
-        yield cfg, base, tmp, worker_pid
-    finally:
-        assert stop(proc) == 0
-        log = (tmp / "data.log").read_text()
-        assert "Traceback" not in log
+@pytest.fixture
+def svc(tiny_service):
+    return tiny_service
 
 
 # --- the files ------------------------------------------------------------------------------

@@ -69,26 +69,26 @@ def test_hanging_and_crashing_jobs_are_failed_after_their_attempts_and_the_rest_
 
 
 def test_memory_guard_hands_over_to_a_fresh_worker_between_jobs(tmp_path, tiny_models):
-    # Any worker is over a 1 MB limit: each one does a single job, exits cleanly, and the
-    # supervisor starts the next at once.
+    # Any worker is over a 1 MB limit: it does one job, exits cleanly, and the supervisor
+    # starts the next at once.
     settings, proc, base = serve(tmp_path, "data", worker_max_rss_mb="1", **models(tiny_models))
     store = open_store(settings.db_path)
     try:
-        jobs = [
-            upload(store, settings, write_audio(tmp_path / f"{i}.wav", tone(1, freq=300 + i),
-                                                16000, "wav"))
-            for i in range(2)
-        ]  # fmt: skip
-        wait_for(lambda: all(store.get(j.id).state is JobState.DONE for j in jobs), timeout=240,
-                 what="both jobs done")  # fmt: skip
-        recycles = [e for e in store.events(200) if e["kind"] == "worker.recycle"]
-        assert len(recycles) >= 2
-        assert "SEACO_WORKER_MAX_RSS_MB=1" in recycles[0]["message"]
-        workers = [w for w in store.workers() if w["jobs_done"]]
-        assert len(workers) == 2 and all(w["jobs_done"] == 1 for w in workers)
-        assert not [e for e in store.events(200) if e["kind"] == "worker.exit"]  # all clean
-        wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=120,
-                 what="a fresh worker after the last recycle")  # fmt: skip
+        wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
+        first = store.latest_worker()
+        job = upload(store, settings, write_audio(tmp_path / "a.wav", tone(1), 16000, "wav"))
+        wait_for(lambda: store.get(job.id).state is JobState.DONE, timeout=120)
+        fresh = wait_for(
+            lambda: (w := store.latest_worker())["id"] != first["id"] and w["model_loaded"] and w,
+            timeout=120, what="a fresh worker with its models",
+        )  # fmt: skip
+        recycle = next(e for e in store.events(50) if e["kind"] == "worker.recycle")
+        assert "SEACO_WORKER_MAX_RSS_MB=1" in recycle["message"]
+        assert recycle["data"] and first["id"] in recycle["data"]
+        old = next(w for w in store.workers() if w["id"] == first["id"])
+        assert old["state"] == "stopped" and old["jobs_done"] == 1
+        assert fresh["pid"] != first["pid"] and fresh["jobs_done"] == 0
+        assert not [e for e in store.events(50) if e["kind"] == "worker.exit"]  # a clean exit
     finally:
         assert stop(proc) == 0
 
