@@ -137,7 +137,7 @@ def test_live_page_records_the_microphone_and_shows_the_transcript(service, tmp_
         page.context.grant_permissions(["microphone"])
         page.goto(base_url + "/live")
         page.get_by_role("heading", name="Live recording").wait_for(timeout=60_000)
-        page.get_by_role("button", name="Record").click()
+        page.get_by_role("button", name="Record", exact=True).click()  # not "Transcribe recording"
         page.wait_for_timeout(2_000)  # the length of the recording, not synchronisation
         page.get_by_role("button", name="Stop recording").click()
         transcribe = page.get_by_role("button", name="Transcribe recording")
