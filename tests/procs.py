@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -90,24 +91,13 @@ def serve(tmp_path: Path, name: str, extra_env: dict[str, str] | None = None, **
     return settings, proc, f"http://127.0.0.1:{settings.port}"
 
 
-def fork_worker(settings: Settings, log: Path) -> int:
-    """A worker process forked from the test process: the same `run_worker` as `seaco worker`
-    in a process of its own, but started in well under a second instead of the ~7 s that
-    importing funasr costs a fresh interpreter, so one test can kill twenty of them. The test
-    process must already have imported funasr (the `tiny_models` fixture does). The child
-    never returns: it leaves through os._exit, so it cannot run the test process's cleanup
-    or close its database connections."""
-    import funasr  # noqa: F401 - imported before the fork, not after it, in every child
-
-    pid = os.fork()
-    if pid:
-        return pid
+def _forked_worker(settings: Settings, log: Path) -> None:
+    """The body of a fork_worker process: `run_worker`, its output going to `log`."""
     code = 70
     try:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-        # pytest replaced these objects to capture output; the child writes to its log
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         from engine.logs import configure_logging
@@ -120,4 +110,18 @@ def fork_worker(settings: Settings, log: Path) -> int:
 
         traceback.print_exc()
     finally:
-        os._exit(code)
+        os._exit(code)  # no cleanup: like `seaco worker`, whose run_worker ends the process
+
+
+def fork_worker(settings: Settings, log: Path) -> multiprocessing.process.BaseProcess:
+    """Start a worker process in well under a second; returns its Process (`.pid`; reap it
+    with `.join()`). It runs the same `run_worker` as `seaco worker`, in a process of its
+    own, but is forked from multiprocessing's fork server, a clean single-threaded process
+    that imported funasr once (~7 s) instead of every worker paying for it, so one test can
+    kill twenty of them. (Forking the test process itself would copy whatever threads and
+    locks earlier tests left in it.)"""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["funasr", "engine.worker", "tests.procs"])
+    process = ctx.Process(target=_forked_worker, args=(settings, log), daemon=False)
+    process.start()
+    return process

@@ -75,14 +75,15 @@ def test_killing_the_worker_mid_job_twenty_times_loses_and_duplicates_nothing(
     while mid_job < MID_JOB_KILLS:
         stock_queue()
         started = now_ms()
-        pid = fork_worker(settings, log)
+        worker = fork_worker(settings, log)
+        pid = worker.pid
         try:
             wait_for(lambda p=pid, s=started: held_jobs(store, p, s), timeout=60,
                      what=f"worker {pid} to take a job")  # fmt: skip
             time.sleep(rng.uniform(0, 0.3))  # the random moment: chaos, not synchronisation
         finally:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            worker.join()
         kills += 1
         if held_jobs(store, pid, started):  # the row still says this dead worker had a job
             mid_job += 1
@@ -95,13 +96,13 @@ def test_killing_the_worker_mid_job_twenty_times_loses_and_duplicates_nothing(
 
     # one last worker, left alone, finishes everything (including jobs whose leases must
     # expire first)
-    pid = fork_worker(settings, log)
+    last = fork_worker(settings, log)
     try:
         wait_for(lambda: all(store.get(j).state.is_final for j in jobs), timeout=180,
                  what="every job to finish")  # fmt: skip
     finally:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
+        os.kill(last.pid, signal.SIGTERM)
+        last.join()
 
     counts = store.counts_by_state()
     assert counts["running"] == 0 and counts["queued"] == 0, counts
