@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,7 @@ def baseline_child(spec_path: Path, out_path: Path) -> None:
         model.generate(input=warm["path"], hotword=hotword)
     times.reset()
     per_file = []
+    cpu_started = time.process_time()  # every thread of this process
     started = time.perf_counter()
     for f in spec["files"]:
         t0 = time.perf_counter()
@@ -114,6 +117,7 @@ def baseline_child(spec_path: Path, out_path: Path) -> None:
     wall = time.perf_counter() - started
     out = {
         "wall_s": wall,
+        "cpu_s": time.process_time() - cpu_started,
         "stage_s": dict(times.seconds),
         "stage_calls": dict(times.calls),
         "files": per_file,
@@ -168,9 +172,12 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def run_system(
-    spec: dict[str, Any], work: Path, log: Path, overrides: dict[str, str], idle_jobs: int
-) -> dict[str, Any]:
+@contextmanager
+def serving(
+    spec: dict[str, Any], work: Path, log: Path, overrides: dict[str, str], queue_max: int
+) -> Iterator[dict[str, Any]]:
+    """`seaco serve` on a fresh data dir under `work`, models loaded and the web process up;
+    yields settings, store, client, the worker's pid and the settings given. SIGTERM after."""
     from engine.client import ApiClient
     from engine.config import load_settings
     from engine.store import open_store
@@ -188,7 +195,7 @@ def run_system(
         "SEACO_NCPU": str(spec["ncpu"]),
         "SEACO_BATCH_SIZE_S": str(spec["batch_size_s"]),
         "SEACO_HOTWORDS": "",
-        "SEACO_QUEUE_MAX": str(max(100, 2 * len(spec["files"]))),
+        "SEACO_QUEUE_MAX": str(queue_max),
         "SEACO_LOG_LEVEL": "WARNING",
         "SEACO_JOB_TIMEOUT_S": "3600",
         **{f"SEACO_{k.upper()}": v for k, v in overrides.items()},
@@ -209,7 +216,6 @@ def run_system(
     )
     store = open_store(settings.db_path)
     client = ApiClient(f"http://127.0.0.1:{settings.port}", timeout_s=600)
-    hotwords = ",".join(spec["hotwords"]) or None
     try:
         _wait(
             lambda: proc.poll() is None and (w := store.latest_worker()) and w["model_loaded"],
@@ -217,21 +223,14 @@ def run_system(
             "the worker to load the models",
         )
         _wait(_reachable(client), 300, "the web process")
-        worker_pid = int(store.latest_worker()["pid"])
-        started_ms = time.time() * 1000
-        ids = [client.submit(Path(f["path"]), hotwords) for f in spec["files"]]
-        submitted_ms = time.time() * 1000
-        jobs = _wait(lambda: _all_final(store, ids), 24 * 3600, "the corpus jobs")
-        wall_s = (max(j.finished_at for j in jobs) - started_ms) / 1000
-        failed = [f"{j.id}: {j.error}" for j in jobs if j.state.value != "done"]
-        # idle pickup: one short job at a time, each after the previous one is done
-        short = min(spec["files"], key=lambda f: f["seconds"])
-        latency = []
-        for _ in range(idle_jobs):
-            job_id = client.submit(Path(short["path"]), hotwords)
-            (done,) = _wait(lambda j=job_id: _all_final(store, [j]), 600, "an idle job")
-            latency.append(done.started_at - done.submitted_at)
-        peak_rss = _peak_rss_mb(worker_pid)
+        yield {
+            "settings": settings,
+            "store": store,
+            "client": client,
+            "worker_pid": int(store.latest_worker()["pid"]),
+            "serve_pid": proc.pid,
+            "given": {k: v for k, v in env_settings.items() if k != "SEACO_DATA_DIR"},
+        }
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -241,14 +240,40 @@ def run_system(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         out.close()
+        store.close()
+
+
+def run_system(
+    spec: dict[str, Any], work: Path, log: Path, overrides: dict[str, str], idle_jobs: int
+) -> dict[str, Any]:
+    hotwords = ",".join(spec["hotwords"]) or None
+    with serving(spec, work, log, overrides, max(100, 2 * len(spec["files"]))) as served:
+        store, client = served["store"], served["client"]
+        cpu_started = _tree_cpu_s(served["serve_pid"])
+        started_ms = time.time() * 1000
+        ids = [client.submit(Path(f["path"]), hotwords) for f in spec["files"]]
+        submitted_ms = time.time() * 1000
+        jobs = _wait(lambda: _all_final(store, ids), 24 * 3600, "the corpus jobs")
+        cpu_s = _tree_cpu_s(served["serve_pid"]) - cpu_started
+        wall_s = (max(j.finished_at for j in jobs) - started_ms) / 1000
+        failed = [f"{j.id}: {j.error}" for j in jobs if j.state.value != "done"]
+        # idle pickup: one short job at a time, each after the previous one is done
+        short = min(spec["files"], key=lambda f: f["seconds"])
+        latency = []
+        for _ in range(idle_jobs):
+            job_id = client.submit(Path(short["path"]), hotwords)
+            (done,) = _wait(lambda j=job_id: _all_final(store, [j]), 600, "an idle job")
+            latency.append(done.started_at - done.submitted_at)
+        peak_rss = _peak_rss_mb(served["worker_pid"])
     return {
         "wall_s": wall_s,
+        "cpu_s": cpu_s,
         "upload_s": (submitted_ms - started_ms) / 1000,
         "failed": failed,
         "stage_ms": _stage_totals(jobs, wall_s),
         "worker_peak_rss_mb": peak_rss,
         "idle_latency_ms": latency,
-        "settings": {k: v for k, v in env_settings.items() if k != "SEACO_DATA_DIR"},
+        "settings": served["given"],
         "jobs": [
             {
                 "id": j.id,
@@ -265,6 +290,76 @@ def run_system(
             for j in jobs
         ],
     }
+
+
+def run_backlog(
+    spec: dict[str, Any], work: Path, log: Path, overrides: dict[str, str], n_jobs: int
+) -> dict[str, Any]:
+    """The worker's RSS while it works through `n_jobs` short files queued at once: sampled
+    with the number of jobs finished, so growth per job shows as a slope."""
+    import psutil
+
+    short = [f for f in spec["files"] if f["seconds"] <= 12] or spec["files"][:1]
+    hotwords = ",".join(spec["hotwords"]) or None
+    samples: list[tuple[int, float]] = []
+    with serving(spec, work, log, overrides, n_jobs + 10) as served:
+        store, client = served["store"], served["client"]
+        worker = psutil.Process(served["worker_pid"])
+
+        def sample() -> int:
+            counts = store.counts_by_state()
+            finished = counts["done"] + counts["failed"] + counts["cancelled"]
+            samples.append((finished, worker.memory_info().rss / 2**20))
+            return finished
+
+        started = time.monotonic()
+        for i in range(n_jobs):
+            client.submit(Path(short[i % len(short)]["path"]), hotwords)
+            if i % 20 == 0:
+                sample()
+        _wait(lambda: sample() >= n_jobs, 24 * 3600, "the backlog")
+        wall_s = time.monotonic() - started
+        counts = store.counts_by_state()
+        vram = (store.latest_worker() or {}).get("info", {}).get("vram_mb")
+        same_worker = int(store.latest_worker()["pid"]) == served["worker_pid"]
+    warm = [(n, rss) for n, rss in samples if n >= n_jobs // 10] or samples
+    xs, ys = [n for n, _ in warm], [rss for _, rss in warm]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mean_x) ** 2 for x in xs)
+    slope = (
+        sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var if var else 0
+    )
+    return {
+        "jobs": n_jobs,
+        "done": counts["done"],
+        "failed": counts["failed"],
+        "wall_s": wall_s,
+        "files": [Path(f["path"]).name for f in short],
+        "rss_mb_after_10pct": warm[0][1],
+        "rss_mb_final": samples[-1][1],
+        "rss_mb_max": max(rss for _, rss in samples),
+        "rss_mb_per_1000_jobs": slope * 1000,
+        "vram_mb": vram,
+        "same_worker_process": same_worker,
+        "samples": samples,
+    }
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants: every
+    process of `seaco serve` (supervisor, web, worker, decode-ahead). Less disturbed than
+    wall time by other work on a shared machine."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _reachable(client) -> Any:
@@ -330,6 +425,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "decode speed: "
         + ", ".join(f"{k} {v['x_realtime_per_core']:.0f}x" for k, v in speed.items())
     )
+    if args.backlog:
+        _say(f"backlog: {args.backlog} jobs queued at once, worker RSS sampled ...")
+        backlog = run_backlog(spec, work, work / "serve.log", overrides, args.backlog)
+        json_path = Path(args.json) if args.json else work / f"backlog-{args.size}.json"
+        report = {"command": " ".join(sys.argv), "models": args.models or args.size,
+                  "overrides": overrides, "backlog": backlog}  # fmt: skip
+        json_path.write_text(json.dumps(report, indent=1))
+        _say(f"report: {json_path}")
+        return report
     _say("baseline: plain AutoModel.generate loop ...")
     baseline = run_baseline(spec, work, work / "baseline.log")
     _say(f"baseline: {baseline['wall_s']:.1f} s")
@@ -355,6 +459,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "system": {**system, "audio_s_per_s": audio_s / system["wall_s"]},
     }
     report["ratio_system_to_baseline"] = baseline["wall_s"] / system["wall_s"]
+    report["cpu_ratio_system_to_baseline"] = baseline["cpu_s"] / system["cpu_s"]
     lat = system["idle_latency_ms"]
     report["idle_latency"] = (
         {"p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95), "n": len(lat)} if lat else None
@@ -380,6 +485,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"| wall time | {b['wall_s']:.1f} s | {s['wall_s']:.1f} s |",
         f"| audio seconds per wall second | {b['audio_s_per_s']:.2f} | {s['audio_s_per_s']:.2f} |",
         f"| **ratio system / baseline** | | **{r['ratio_system_to_baseline']:.2f}x** |",
+        f"| CPU time (all processes of each) | {b['cpu_s']:.1f} s | {s['cpu_s']:.1f} s |",
+        f"| audio seconds per CPU second | {r['corpus']['audio_s'] / b['cpu_s']:.2f} | "
+        f"{r['corpus']['audio_s'] / s['cpu_s']:.2f} |",
+        f"| CPU ratio baseline / system | | {r['cpu_ratio_system_to_baseline']:.2f}x |",
         f"| peak RSS of the model process | {b['peak_rss_mb']:.0f} MB | "
         f"{(s['worker_peak_rss_mb'] or 0):.0f} MB |",
     ]
@@ -418,6 +527,25 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_backlog(b: dict[str, Any]) -> str:
+    vram = "not measured (no GPU)" if b["vram_mb"] is None else f"{b['vram_mb']:.0f} MB"
+    return "\n".join(
+        [
+            f"{b['jobs']} jobs ({', '.join(b['files'])}) queued at once: {b['done']} done, "
+            f"{b['failed']} failed in {b['wall_s']:.0f} s; one worker process throughout: "
+            f"{b['same_worker_process']}",
+            "",
+            "| worker RSS | MB |",
+            "|---|---|",
+            f"| after 10 % of the jobs | {b['rss_mb_after_10pct']:.0f} |",
+            f"| at the end | {b['rss_mb_final']:.0f} |",
+            f"| peak | {b['rss_mb_max']:.0f} |",
+            f"| trend from 10 % on, per 1000 jobs | {b['rss_mb_per_1000_jobs']:+.1f} |",
+            f"| VRAM | {vram} |",
+        ]
+    )
+
+
 def _say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -454,6 +582,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="a setting for the service, e.g. --set decode_ahead=0",
     )
     parser.add_argument("--json", default=None, help="write the report here")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="instead: queue this many short files at once and follow the worker's RSS",
+    )
     return parser
 
 
@@ -463,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline_child(Path(argv[1]), Path(argv[2]))
         return 0
     report = run(build_parser().parse_args(argv))
+    if "backlog" in report:
+        print(format_backlog(report["backlog"]))
+        return 0 if not report["backlog"]["failed"] else 1
     print(format_report(report))
     return 0 if not report["system"]["failed"] else 1
 
