@@ -1,0 +1,82 @@
+"""The throughput benchmark's report as Markdown (BENCHMARKS.md tables), from the JSON
+that engine/benchmark.py writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The BENCHMARKS.md tables."""
+    b, s = r["baseline"], r["system"]
+    lines = [
+        f"{r['corpus']['files']} files, {r['corpus']['audio_s']:.0f} s of audio "
+        f"({', '.join(r['corpus']['formats'])}; {min(r['corpus']['lengths_s']):.0f}-"
+        f"{max(r['corpus']['lengths_s']):.0f} s), {r['models']}, ncpu {r['ncpu']}, "
+        f"hotwords {' '.join(r['hotwords']) or '(none)'}"
+        + (f", overrides {r['overrides']}" if r["overrides"] else ""),
+        "",
+        "| measure | baseline (plain funasr loop) | system (API + queue + worker) |",
+        "|---|---|---|",
+        f"| wall time | {b['wall_s']:.1f} s | {s['wall_s']:.1f} s |",
+        f"| audio seconds per wall second | {b['audio_s_per_s']:.2f} | {s['audio_s_per_s']:.2f} |",
+        f"| **ratio system / baseline** | | **{r['ratio_system_to_baseline']:.2f}x** |",
+        f"| CPU time (all processes of each) | {b['cpu_s']:.1f} s | {s['cpu_s']:.1f} s |",
+        f"| audio seconds per CPU second | {r['corpus']['audio_s'] / b['cpu_s']:.2f} | "
+        f"{r['corpus']['audio_s'] / s['cpu_s']:.2f} |",
+        f"| CPU ratio baseline / system | | {r['cpu_ratio_system_to_baseline']:.2f}x |",
+        f"| peak RSS of the model process | {b['peak_rss_mb']:.0f} MB | "
+        f"{(s['worker_peak_rss_mb'] or 0):.0f} MB |",
+    ]
+    st, bs = s["stage_ms"], b["stage_s"]
+    b_rest = b["wall_s"] - sum(bs.values())
+    lines += [
+        "",
+        "| stage (summed over the corpus) | baseline s | system s |",
+        "|---|---|---|",
+        f"| decode (system: in the worker's path) | (in generate) | {st['decode'] / 1000:.1f} |",
+        f"| VAD | {bs.get('vad', 0):.1f} | {st['vad'] / 1000:.1f} |",
+        f"| ASR | {bs.get('asr', 0):.1f} | {st['asr'] / 1000:.1f} |",
+        f"| punctuation | {bs.get('punc', 0):.1f} | {st['punc'] / 1000:.1f} |",
+        f"| funasr glue (baseline: also its own decoding, twice per file) | {b_rest:.1f} | "
+        f"{st['funasr_glue'] / 1000:.1f} |",
+        f"| store and job bookkeeping | - | {st['store_and_bookkeeping'] / 1000:.1f} |",
+        f"| between jobs (pickup, result write, upload overlap) | - | "
+        f"{st['between_jobs'] / 1000:.1f} |",
+    ]
+    if r.get("idle_latency"):
+        il = r["idle_latency"]
+        lines += [
+            "",
+            f"Idle submit-to-start ({il['n']} jobs): p50 {il['p50_ms']:.0f} ms, "
+            f"p95 {il['p95_ms']:.0f} ms.",
+        ]
+    lines += [
+        "",
+        "Decode to 16 kHz mono float32, one core: "
+        + ", ".join(
+            f"{k} {v['x_realtime_per_core']:.0f}x real time" for k, v in r["decode_speed"].items()
+        ),
+    ]
+    if s["failed"]:
+        lines += ["", f"FAILED jobs: {s['failed']}"]
+    return "\n".join(lines)
+
+
+def format_backlog(b: dict[str, Any]) -> str:
+    vram = "not measured (no GPU)" if b["vram_mb"] is None else f"{b['vram_mb']:.0f} MB"
+    return "\n".join(
+        [
+            f"{b['jobs']} jobs ({', '.join(b['files'])}) queued at once: {b['done']} done, "
+            f"{b['failed']} failed in {b['wall_s']:.0f} s; one worker process throughout: "
+            f"{b['same_worker_process']}",
+            "",
+            "| worker RSS | MB |",
+            "|---|---|",
+            f"| after 10 % of the jobs | {b['rss_mb_after_10pct']:.0f} |",
+            f"| at the end | {b['rss_mb_final']:.0f} |",
+            f"| peak | {b['rss_mb_max']:.0f} |",
+            f"| trend from 10 % on, per 1000 jobs | {b['rss_mb_per_1000_jobs']:+.1f} |",
+            f"| VRAM | {vram} |",
+        ]
+    )
