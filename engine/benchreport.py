@@ -28,6 +28,20 @@ def format_report(r: dict[str, Any]) -> str:
         f"| peak RSS of the model process | {b['peak_rss_mb']:.0f} MB | "
         f"{(s['worker_peak_rss_mb'] or 0):.0f} MB |",
     ]
+    if len(r.get("rounds", [])) > 1:
+        lines += [
+            "",
+            "| round | baseline wall s | system wall s | ratio | baseline CPU s | system CPU s "
+            "| CPU ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for i, x in enumerate(r["rounds"], 1):
+            lines.append(
+                f"| {i} | {x['baseline_wall_s']:.1f} | {x['system_wall_s']:.1f} | "
+                f"{x['ratio']:.2f}x | {x['baseline_cpu_s']:.1f} | {x['system_cpu_s']:.1f} | "
+                f"{x['cpu_ratio']:.2f}x |"
+            )
+    lines += ["", "Last round:"] if len(r.get("rounds", [])) > 1 else []
     st, bs = s["stage_ms"], b["stage_s"]
     b_rest = b["wall_s"] - sum(bs.values())
     lines += [
