@@ -379,21 +379,31 @@ def _all_final(store, ids: list[int]) -> list | None:
 
 
 def _stage_totals(jobs: list, wall_s: float) -> dict[str, float]:
+    """Summed stage times. Jobs batched together overlap in time, so the worker's busy time
+    is the union of the jobs' [started, finished] spans, not the sum of their total_ms."""
+
     def total(attr: str) -> float:
         return float(sum(getattr(j, attr) or 0 for j in jobs))
 
-    inference, decode, job_total = total("inference_ms"), total("decode_ms"), total("total_ms")
+    inference, decode = total("inference_ms"), total("decode_ms")
     stages = {k: total(f"{k}_ms") for k in ("vad", "asr", "punc")}
+    busy, end = 0.0, None
+    for start, finish in sorted((j.started_at, j.finished_at) for j in jobs if j.started_at):
+        if end is None or start > end:
+            busy += finish - start
+            end = finish
+        elif finish > end:
+            busy += finish - end
+            end = finish
     return {
         "decode": decode,
         **stages,
         "funasr_glue": inference - sum(stages.values()),
-        "store_and_bookkeeping": job_total - decode - inference,
-        "between_jobs": wall_s * 1000 - job_total,
+        "store_and_bookkeeping": busy - decode - inference,
+        "between_jobs": wall_s * 1000 - busy,
     }
 
 
-# --- the run and its report ------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work or tempfile.mkdtemp(prefix="seaco-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
