@@ -34,10 +34,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "DEVICE": ("auto", "auto (CUDA when available), cuda, or cpu."),
     "NCPU": ("0", "Torch threads in the worker; 0 means all cores (at most 8)."),
     "BATCH_SIZE_S": ("300", "Seconds of audio decoded together by the ASR model."),
-    "BATCH_SEGMENTS": (
-        "1",
-        "1: VAD segments are recognised in length-sorted batches of up to SEACO_BATCH_SIZE_S "
-        "on CPU too (funasr decodes them one at a time on CPU); 0: funasr's own path.",
+    "CPU_BATCH_S": (
+        "60",
+        "On CPU, VAD segments are recognised in length-sorted batches of up to this many "
+        "seconds of padded audio (funasr decodes them one at a time on CPU); 0 keeps "
+        "funasr's one-at-a-time path. SEACO_BATCH_SIZE_S applies on GPU.",
     ),
     "BATCH_JOBS": (
         "1",
@@ -222,7 +223,7 @@ class Settings:
     device: str
     ncpu: int
     batch_size_s: int
-    batch_segments: int  # 0 or 1
+    cpu_batch_s: int
     batch_jobs: int
     hotwords: str
     queue_max: int
@@ -357,7 +358,7 @@ def load_settings(
         device=device,
         ncpu=_int("NCPU", raw["NCPU"], 0),
         batch_size_s=_int("BATCH_SIZE_S", raw["BATCH_SIZE_S"], 1),
-        batch_segments=min(1, _int("BATCH_SEGMENTS", raw["BATCH_SEGMENTS"], 0)),
+        cpu_batch_s=_int("CPU_BATCH_S", raw["CPU_BATCH_S"], 0),
         batch_jobs=_int("BATCH_JOBS", raw["BATCH_JOBS"], 1),
         hotwords=raw["HOTWORDS"].strip(),
         queue_max=_int("QUEUE_MAX", raw["QUEUE_MAX"], 1),

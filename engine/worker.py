@@ -61,7 +61,7 @@ def load_pipeline(settings: Settings) -> Pipeline:
         device=settings.device,
         ncpu=settings.torch_threads,
         batch_size_s=settings.batch_size_s,
-        batch_segments=bool(settings.batch_segments),
+        cpu_batch_s=settings.cpu_batch_s,
     )
 
 

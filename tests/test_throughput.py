@@ -138,11 +138,10 @@ def test_batched_segments_map_back_to_their_recordings(tmp_path, tiny_models):
     audios = [decode(f.path)[0] for f in files] + [np.zeros(16000, np.float32)]
     models = [str(tiny_models[k]) for k in ("asr", "vad", "punc")]
 
-    def load(batch_size_s: int, batch_segments: bool) -> AsrPipeline:
-        return AsrPipeline.load(*models, device="cpu", ncpu=1, batch_size_s=batch_size_s,
-                                batch_segments=batch_segments)  # fmt: skip
+    def load(cpu_batch_s: int) -> AsrPipeline:
+        return AsrPipeline.load(*models, device="cpu", ncpu=1, cpu_batch_s=cpu_batch_s)
 
-    funasr_path, one_at_a_time, batched = load(300, False), load(1, True), load(300, True)
+    funasr_path, one_at_a_time, batched = load(0), load(1), load(300)
     hotwords = ["科哥", "阿里巴巴"]
     expected = [funasr_path.transcribe(a, hotwords) for a in audios]
     alone = one_at_a_time.transcribe_many(audios, hotwords)
