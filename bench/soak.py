@@ -87,6 +87,7 @@ class Run:
     url: str
     token: str | None
     compress: float
+    job_timeout_s: float = 3600.0
     records: list[JobRecord] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     sysinfo: list[tuple[float, str, int]] = field(default_factory=list)  # (at, path, status)
@@ -141,7 +142,11 @@ def post(run: Run, path: str, files: list, data: dict, record: list[JobRecord]) 
 
 
 def follow(run: Run, rec: JobRecord) -> None:
-    while True:
+    """Poll the job until it is final; one that never gets there within --job-timeout-s is
+    recorded as such (a stuck queue must show up as failures, not hang the harness)."""
+    deadline = time.monotonic() + run.job_timeout_s
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
         try:
             r = requests.get(f"{run.url}/api/v1/jobs/{rec.job_id}", headers=run.headers,
                              timeout=30)  # fmt: skip
@@ -152,6 +157,10 @@ def follow(run: Run, rec: JobRecord) -> None:
         if job.get("state") in FINAL:
             break
         time.sleep(0.5)
+    else:
+        rec.state = f"unfinished ({job.get('state')})"
+        rec.error = f"not final after {run.job_timeout_s:.0f} s (still {job.get('state')})"
+        return
     rec.state, rec.error = job["state"], job.get("error")
     rec.audio_ms, rec.queue_wait_ms = job.get("duration_ms"), job.get("queue_wait_ms")
     rec.processing_ms = job.get("total_ms")
@@ -441,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds-b", type=int, default=8)
     parser.add_argument("--rounds-c", type=int, default=10)
     parser.add_argument("--probe-s", type=float, default=5.0)
+    parser.add_argument(
+        "--job-timeout-s", type=float, default=3600.0,
+        help="a job not final this long after it was accepted counts as failed",
+    )  # fmt: skip
     parser.add_argument("--out", default="bench/results/soak")
     args = parser.parse_args(argv)
 
@@ -453,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "live_wav": make_audio(out / "audio", 8, "wav"),
         "long_mp3": make_audio(out / "audio", 270 * s, "mp3"),
     }
-    run = Run(args.url.rstrip("/"), args.token, args.compress)
+    run = Run(args.url.rstrip("/"), args.token, args.compress, args.job_timeout_s)
     requests.get(run.url + "/health", timeout=10)  # fail early when nothing listens
     stop = threading.Event()
     probe_thread = threading.Thread(target=prober, args=(run, args.probe_s, stop), daemon=True)
