@@ -195,6 +195,16 @@ def _fts_rowid_range(job_id: int) -> tuple[int, int]:
     return job_id * FTS_ROWS_PER_JOB, (job_id + 1) * FTS_ROWS_PER_JOB - 1
 
 
+def _refuse_when_full(conn: sqlite3.Connection, queue_max: int) -> None:
+    """Inside a write transaction, so the count cannot change before the caller inserts."""
+    depth = conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+    if depth >= queue_max:
+        raise QueueFullError(
+            f"The queue is full ({depth} jobs waiting, limit {queue_max}). "
+            "Try again in a little while."
+        )
+
+
 def fts_body(text: str) -> str:
     """Chinese has no spaces: index every CJK character as its own token."""
     return re.sub(r"\s+", " ", _CJK.sub(r" \1 ", text)).strip()
@@ -339,12 +349,7 @@ class Store:
         synced to disk before this returns: an accepted job survives a power cut."""
         now = now_ms() if now is None else now
         with self._write(durable=True) as conn:
-            depth = conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
-            if depth >= queue_max:
-                raise QueueFullError(
-                    f"The queue is full ({depth} jobs waiting, limit {queue_max}). "
-                    "Try again in a little while."
-                )
+            _refuse_when_full(conn, queue_max)
             cursor = conn.execute(
                 """INSERT INTO jobs (state, priority, batch_id, source, submitted_at, updated_at,
                        max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
@@ -394,12 +399,7 @@ class Store:
                 (job_id,),
             ).fetchone()
             if existing is None:
-                depth = self.queue_depth()  # same connection: inside this transaction
-                if depth >= queue_max:
-                    raise QueueFullError(
-                        f"The queue is full ({depth} jobs waiting, limit {queue_max}). "
-                        "Try again in a little while."
-                    )
+                _refuse_when_full(conn, queue_max)
                 cursor = conn.execute(
                     """INSERT INTO jobs (state, priority, source, submitted_at, updated_at,
                            max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
@@ -498,12 +498,7 @@ class Store:
                 raise InvalidJobStateError(
                     f"Job {job_id} is {row[0]}; only failed or cancelled jobs can be retried."
                 )
-            depth = conn.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
-            if depth >= queue_max:
-                raise QueueFullError(
-                    f"The queue is full ({depth} jobs waiting, limit {queue_max}). "
-                    "Try again in a little while."
-                )
+            _refuse_when_full(conn, queue_max)
             conn.execute(
                 """UPDATE jobs SET state = 'queued', attempts = 0, cancel_requested = 0,
                        error = NULL, error_class = NULL, started_at = NULL, finished_at = NULL,
