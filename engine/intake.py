@@ -24,6 +24,7 @@ from engine import audio
 from engine.config import Settings
 from engine.errors import (
     AudioTooLargeError,
+    DatabaseBusyError,
     InvalidJobStateError,
     QueueFullError,
     SeacoError,
@@ -170,8 +171,13 @@ def submit_upload(
     )
     try:
         return store.submit(new, queue_max=settings.queue_max, max_attempts=settings.max_attempts)
+    except DatabaseBusyError:
+        # Another process holds the write lock: removing the file safely needs that lock too,
+        # and waiting for it a second time would double the client's wait for its 503. The
+        # file stays; a later upload of the same audio reuses it.
+        raise
     except BaseException:
-        # Refused (queue full, database busy or full): keep no file that no job uses. When the
+        # Refused (queue full, database full): keep no file that no job uses. When the
         # database cannot be written the file stays; a later upload of it reuses it.
         try:
             store.remove_unused_audio(sha256, lambda: final.unlink(missing_ok=True))

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -111,6 +112,30 @@ def _forked_worker(settings: Settings, log: Path) -> None:
         traceback.print_exc()
     finally:
         os._exit(code)  # no cleanup: like `seaco worker`, whose run_worker ends the process
+
+
+def freeze_outside_a_write(pid: int, db_path: Path, tries: int = 100) -> None:
+    """SIGSTOP `pid` at a moment it holds no write lock on `db_path`. A process frozen in
+    the middle of a write transaction (a heartbeat, a telemetry row) would hold the lock
+    until SIGCONT and turn every other writer's request into a "database busy" 503."""
+    probe = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        for _ in range(tries):
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # caught mid-write: let it finish, try again
+                os.kill(pid, signal.SIGCONT)
+                probe.execute("PRAGMA busy_timeout = 30000")  # wait for that write's commit
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+                probe.execute("PRAGMA busy_timeout = 0")
+                continue
+            probe.execute("ROLLBACK")
+            return
+    finally:
+        probe.close()
+    raise AssertionError(f"process {pid} held the write lock on {db_path} at every try")
 
 
 def fork_worker(settings: Settings, log: Path) -> multiprocessing.process.BaseProcess:

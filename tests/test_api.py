@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 from engine.store import open_store
 from tests.audio_fixtures import tone, write_audio
-from tests.procs import ROOT, get_health, serve, stop, wait_for
+from tests.procs import ROOT, freeze_outside_a_write, get_health, serve, stop, wait_for
 from tests.test_worker import speech_file
 
 pytestmark = pytest.mark.slow
@@ -227,7 +227,7 @@ def test_overload_answers_only_202_or_503_and_loses_nothing(tmp_path, tiny_model
         warm = requests.post(f"{base}/api/v1/jobs", files={"file": ("w.wav", clip)}, timeout=60)
         wait_for(lambda: store.get(warm.json()["id"]).state.value == "done", timeout=120)
         worker_pid = store.latest_worker()["pid"]
-        os.kill(worker_pid, signal.SIGSTOP)  # freeze the worker so the queue must fill
+        freeze_outside_a_write(worker_pid, cfg.db_path)  # so the queue must fill
         cli = None
         try:
             # the OpenAI-compatible call waits SEACO_SYNC_TIMEOUT_S, then says where to look

@@ -102,3 +102,34 @@ def test_a_full_queue_refuses_and_removes_the_new_file(tmp_path, wav_bytes):
         submit_upload(store, settings, io.BytesIO(other), "second.wav")
     assert store.counts_by_state()["queued"] == 1
     assert len(list((settings.data_dir / "audio").rglob("*"))) == 2  # one shard dir + one file
+
+
+def test_a_locked_database_is_waited_for_once_and_the_file_kept_for_a_retry(tmp_path, wav_bytes):
+    # A 503 "database busy" must cost the client one SEACO_DB_BUSY_TIMEOUT_S, not two: the
+    # cleanup after a refusal needs the same write lock, so it is not attempted.
+    import sqlite3
+
+    from engine.errors import DatabaseBusyError
+    from engine.store import open_store
+
+    settings = make_settings(tmp_path / "data")
+    settings.ensure_dirs()
+    store = open_store(settings.db_path, busy_timeout_s=0.2)
+    write_attempts: list[str] = []
+    store.conn.set_trace_callback(
+        lambda sql: write_attempts.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None
+    )
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseBusyError):
+            submit_upload(store, settings, io.BytesIO(wav_bytes), "locked.wav")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert len(write_attempts) == 1
+    assert len(leftovers(settings)) == 1  # the stored audio, reused by the retry below
+
+    store.conn.set_trace_callback(None)
+    job = submit_upload(store, settings, io.BytesIO(wav_bytes), "locked.wav")
+    assert job.state.value == "queued" and len(leftovers(settings)) == 1
