@@ -3,7 +3,7 @@
 | task | default schedule | does |
 |---|---|---|
 | log rotation | daily at midnight | app.log -> app.log.YYYY-MM-DD.gz, keep SEACO_LOG_KEEP |
-| temp cleanup | every 2 h | delete files in <data>/tmp not read or written for 1 h |
+| temp cleanup | every 2 h | delete files in <data>/tmp unused for 1 h; stored audio no job uses |
 | GPU memory check | every 15 min | alert after SEACO_GPU_ALERT_READINGS high readings in a row |
 | audio retention | daily 00:30, when SEACO_AUDIO_RETENTION_DAYS > 0 | delete old audio |
 | VACUUM/ANALYZE | Sundays 03:00 | compact jobs.db, refresh planner statistics |
@@ -18,10 +18,12 @@ call it directly on real files; `run()` records every run as a `maintenance.<tas
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ DAY_MS = 86_400_000
 WATCH_KEY = "maintenance.gpu_memory_runs"  # settings_kv: each GPU's run of high readings
 VACUUM_RETRY_S = 900  # a VACUUM put off because jobs were running is tried again this soon
 FRESH_AUDIO_S = 3600  # an audio file written this recently may belong to an upload in flight
+_STORED_AUDIO_NAME = re.compile(r"[0-9a-f]{64}")  # intake.audio_path_for: named by sha256
 
 
 # --- temp cleanup ---------------------------------------------------------------------------
@@ -204,6 +207,61 @@ def purge_old_audio(
     return Purge(files, size, skipped)
 
 
+# --- orphan audio (part of the temp cleanup) ------------------------------------------------
+@dataclass(frozen=True)
+class OrphanSweep:
+    removed: int
+    bytes: int
+
+
+def remove_orphan_audio(store: Store, audio_dir: Path, now: float | None = None) -> OrphanSweep:
+    """Delete stored audio that no job uses: left when the database refused an upload's row
+    (busy or full) after its file was stored. A file written within FRESH_AUDIO_S may belong
+    to an upload about to queue its job; the check and the delete happen under the write
+    lock (Store.remove_unused_audio), so no upload can queue a job on a file being deleted."""
+    now = time.time() if now is None else now
+    removed = size = 0
+    if not audio_dir.is_dir():
+        return OrphanSweep(0, 0)
+    for path in audio_dir.glob("??/*"):
+        if not _STORED_AUDIO_NAME.fullmatch(path.name) or not path.is_file():
+            continue  # not named like ours (an operator's file): leave it
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if now - info.st_mtime < FRESH_AUDIO_S or store.audio_references(path.name):
+            continue  # cheap checks first; the decisive ones are repeated under the lock
+
+        def remove(path: Path = path) -> None:
+            if now - path.stat().st_mtime >= FRESH_AUDIO_S:  # not just replaced by an upload
+                path.unlink()
+
+        try:
+            if store.remove_unused_audio(path.name, remove) and not path.exists():
+                removed += 1
+                size += info.st_size
+        except FileNotFoundError:  # deleted meanwhile
+            continue
+    return OrphanSweep(removed, size)
+
+
+@dataclass(frozen=True)
+class TempCleanup:
+    temp: Cleanup
+    orphans: OrphanSweep
+
+
+def _cleanup_text(r: TempCleanup) -> str:
+    text = f"Removed {r.temp.removed} files ({r.temp.bytes / 2**20:.1f} MB); kept {r.temp.kept}."
+    if r.orphans.removed:
+        text += (
+            f" Deleted {r.orphans.removed} stored audio files no job uses "
+            f"({r.orphans.bytes / 2**20:.1f} MB)."
+        )
+    return text
+
+
 # --- the database ---------------------------------------------------------------------------
 def vacuum_database(store: Store) -> dict[str, Any]:
     """VACUUM and ANALYZE when no job is queued or running (VACUUM holds the write lock for
@@ -225,7 +283,7 @@ def run(store: Store, task: str, fn: Callable[[], Any], describe: Callable[[Any]
         log.exception("maintenance %s failed", task)
         _event(store, task, f"Failed: {type(exc).__name__}: {exc}", "error", {})
         return None
-    data = result.__dict__ if hasattr(result, "__dict__") else dict(result or {})
+    data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result or {})
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
     data["seconds"] = round(time.monotonic() - started, 3)
     _event(store, task, describe(result), "info", data)
@@ -272,7 +330,8 @@ def tasks(settings: Settings) -> list[Task]:
         Task("log_rotate", "Log rotation", settings.log_rotate_cron,
              f"app.log -> app.log.YYYY-MM-DD.gz, keep {settings.log_keep}"),
         Task("temp_cleanup", "Temp cleanup", settings.temp_cleanup_cron,
-             f"delete files in tmp/ not accessed for {settings.temp_max_age_s} s"),
+             f"delete files in tmp/ not accessed for {settings.temp_max_age_s} s, "
+             "and stored audio no job uses"),
         Task("gpu_check", "GPU memory check", settings.gpu_check_cron,
              f"alert after {settings.gpu_alert_readings} readings in a row over "
              + (f"{settings.gpu_alert_mb} MB" if settings.gpu_alert_mb
@@ -314,9 +373,10 @@ def register(
             _rotation_text,
         ),
         "temp_cleanup": lambda: run(
-            store, "temp_cleanup",
-            lambda: clean_temp(settings.tmp_dir, settings.temp_max_age_s),
-            lambda r: f"Removed {r.removed} files ({r.bytes / 2**20:.1f} MB); kept {r.kept}.",
+            store, "temp_cleanup", lambda: TempCleanup(
+                clean_temp(settings.tmp_dir, settings.temp_max_age_s),
+                remove_orphan_audio(store, settings.audio_dir)),
+            _cleanup_text,
         ),
         "gpu_check": lambda: run(
             store, "gpu_check", lambda: check_gpu_memory(store, settings, watch, nvml),

@@ -307,6 +307,52 @@ def test_retention_deletes_old_audio_and_keeps_transcripts(store, settings):
     assert again.files == 0 and again.skipped == 1
 
 
+def test_orphan_audio_left_by_a_refused_upload_is_swept_after_an_hour(tmp_path):
+    import io
+    import sqlite3
+
+    from engine.errors import DatabaseBusyError
+    from engine.intake import submit_upload
+    from engine.store import open_store
+    from tests.audio_fixtures import tone, write_audio
+
+    settings = make_settings(tmp_path / "data")
+    settings.ensure_dirs()
+    store = open_store(settings.db_path, busy_timeout_s=0.2)
+    kept = submit_upload(store, settings, write_audio(tmp_path / "k.wav", tone(1.0), 16000,
+                                                      "wav").open("rb"), "kept.wav")  # fmt: skip
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    refused = write_audio(tmp_path / "r.wav", tone(1.0, freq=700), 16000, "wav").read_bytes()
+    with pytest.raises(DatabaseBusyError):
+        submit_upload(store, settings, io.BytesIO(refused), "refused.wav")
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    stored = {p.name: p for p in settings.audio_dir.glob("??/*")}
+    assert len(stored) == 2  # the refused upload's file stayed behind
+    operators = settings.audio_dir / "ab" / "notes.txt"  # not named like ours
+    operators.parent.mkdir(exist_ok=True)
+    operators.write_text("an operator's file")
+
+    soon = maintenance.remove_orphan_audio(store, settings.audio_dir)  # it may be in flight
+    assert soon == maintenance.OrphanSweep(0, 0) and set(stored) <= {
+        p.name for p in settings.audio_dir.glob("??/*")
+    }
+
+    later = time.time() + 2 * 3600
+    swept = maintenance.remove_orphan_audio(store, settings.audio_dir, now=later)
+    assert swept.removed == 1 and swept.bytes == len(refused)
+    assert {p.name for p in settings.audio_dir.glob("??/*")} == {kept.audio_sha256, "notes.txt"}
+    assert operators.exists()
+
+    # recorded as part of the temp cleanup's event
+    both = maintenance.TempCleanup(maintenance.clean_temp(settings.tmp_dir, 3600), swept)
+    result = maintenance.run(store, "temp_cleanup", lambda: both, maintenance._cleanup_text)
+    event = store.events(limit=1)[0]
+    assert "Deleted 1 stored audio files no job uses" in event["message"]
+    assert json.loads(event["data"])["orphans"]["removed"] == 1 and result.orphans == swept
+
+
 # --- VACUUM ---------------------------------------------------------------------------------
 def test_vacuum_waits_for_an_idle_queue(store):
     job = queue_one(store)
