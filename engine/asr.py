@@ -20,13 +20,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import ModelError, ModelFilesMissingError
 from engine.hotwords import hotword_argument, merge_hotwords, parse_hotwords
 from engine.jobs import Sentence  # one sentence type from model to store to page
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -723,4 +726,19 @@ def _load_failure_message(specs: dict[str, str], exc: Exception) -> str:
     return (
         f"funasr could not load the models ({listed}): {detail}. Check that each directory "
         "is a complete FunASR model of the right kind and that their files are not corrupt."
+    )
+
+
+def pipeline_for(settings: Settings) -> AsrPipeline:
+    """The pipeline exactly as the service runs it, from its settings: the worker and
+    `seaco eval` both load it here, so an evaluation measures what users get (segment
+    batching on CPU included)."""
+    return AsrPipeline.load(
+        settings.asr_model,
+        settings.vad_model,
+        settings.punc_model,
+        device=settings.device,
+        ncpu=settings.torch_threads,
+        batch_size_s=settings.batch_size_s,
+        cpu_batch_s=settings.cpu_batch_s,
     )

@@ -136,19 +136,6 @@ def load_manifest(path: Path, extra_hotwords: list[str] | None = None) -> list[U
     return utterances
 
 
-def _load_pipeline(settings: Settings):
-    from engine.asr import AsrPipeline  # funasr and torch: only when there is work to do
-
-    return AsrPipeline.load(
-        settings.asr_model,
-        settings.vad_model,
-        settings.punc_model,
-        device=settings.device,
-        ncpu=settings.torch_threads,
-        batch_size_s=settings.batch_size_s,
-    )
-
-
 def _progress(total: int, stream: TextIO):
     from tqdm import tqdm
 
@@ -209,7 +196,10 @@ def run_eval(
         raise ManifestError(f"Cannot write {json_path}: its directory does not exist.")
     # funasr prints banners on stdout at import: keep stdout for the table.
     with contextlib.redirect_stdout(err):
-        pipeline = pipeline or _load_pipeline(settings)
+        if pipeline is None:
+            from engine.asr import pipeline_for  # funasr and torch: only when there is work
+
+            pipeline = pipeline_for(settings)
         if log_level is not None:
             configure_logging("eval", log_level)
         with_hw, without_hw = transcribe_all(pipeline, utterances, settings, err)

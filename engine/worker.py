@@ -52,17 +52,9 @@ PipelineFactory = Callable[[Settings], Pipeline]
 
 def load_pipeline(settings: Settings) -> Pipeline:
     """The production pipeline; imported here so only the worker pays for funasr/torch."""
-    from engine.asr import AsrPipeline
+    from engine.asr import pipeline_for
 
-    return AsrPipeline.load(
-        settings.asr_model,
-        settings.vad_model,
-        settings.punc_model,
-        device=settings.device,
-        ncpu=settings.torch_threads,
-        batch_size_s=settings.batch_size_s,
-        cpu_batch_s=settings.cpu_batch_s,
-    )
+    return pipeline_for(settings)
 
 
 def user_error(exc: BaseException) -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from engine import audio
-from engine.asr import AsrPipeline
+from engine.asr import pipeline_for
 from engine.cli import main
+from engine.config import load_settings
 from engine.evaluation import load_manifest
 from engine.hotword_vocab import check_hotwords, model_vocab
 from engine.metrics_text import edit_counts
@@ -86,10 +87,7 @@ def test_eval_command_end_to_end(tmp_path, corpus, tiny_models):
 
     # The numbers agree with the texts, and the runs are what they claim to be: the same
     # pipeline as the worker's, once with the utterance's hotwords and once with none.
-    pipeline = AsrPipeline.load(
-        str(tiny_models["asr"]), str(tiny_models["vad"]), str(tiny_models["punc"]),
-        device="cpu", ncpu=1,
-    )  # fmt: skip
+    pipeline = pipeline_for(load_settings(model_env(tiny_models), env_file=None))
     total = {"with_hotwords": 0, "without_hotwords": 0}
     for utt in report["per_utterance"]:
         samples, _ = audio.decode(Path(utt["audio"]))
