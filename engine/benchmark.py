@@ -203,13 +203,11 @@ def serving(
     }
     settings = load_settings(env_settings, env_file=None)
     settings.ensure_dirs()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
-    env.update(settings.as_env())
     out = open(log, "ab")  # noqa: SIM115 - closed below with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve"],
         cwd=ROOT,
-        env=env,
+        env=settings.child_env(),
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -317,6 +317,13 @@ class Settings:
             if f.name != "sources"
         }
 
+    def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment for a `seaco` child process that must run with exactly these
+        settings: this process's environment without its own SEACO_* variables (which could
+        disagree), then these settings, then `extra`."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
+        return {**inherited, **self.as_env(), **(extra or {})}
+
 
 def load_settings(
     environ: dict[str, str] | None = None, env_file: str | Path | None = ".env"

@@ -3,17 +3,13 @@ real-time streams it serves at a target latency, and the queue wait at an arriva
 
 import streamlit as st
 
-from engine import jobs_view, opscharts, opsstats, opsview, service
+from engine import jobs_view, opscharts, opsstats, opsview, service, widgets
 
 store = service.store()
 tz = jobs_view.zone(st.context.timezone)
 
 st.title("Capacity")
-choice = st.segmented_control(
-    "Measured over", opsview.WINDOW_CHOICES, default="7 d", key="capacity_window", width="stretch"
-)
-days = st.date_input("Days", value=(), key="capacity_days") if choice == opsview.CUSTOM else ()
-win = opsview.window(choice or "7 d", days=days, tz=tz)
+win = widgets.time_window("capacity", default="7 d", tz=tz, label="Measured over")
 
 left, middle, right = st.columns(3)
 target = left.number_input("Target latency (s)", min_value=0.1, value=5.0, step=0.5)

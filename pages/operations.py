@@ -3,21 +3,15 @@ load, errors, and the maintenance runs and alerts, for a chosen window."""
 
 import streamlit as st
 
-from engine import jobs_view, opscharts, opsview, service
+from engine import jobs_view, opscharts, opsview, service, widgets
 
 settings = service.settings()
 store = service.store()
 tz = jobs_view.zone(st.context.timezone)
 
 st.title("Operations")
-choice = st.segmented_control(
-    "Window", opsview.WINDOW_CHOICES, default="24 h", key="ops_window", width="stretch"
-)
-days = st.date_input("Days", value=(), key="ops_days") if choice == opsview.CUSTOM else ()
-win = opsview.window(choice or "24 h", days=days, tz=tz)
+win = widgets.time_window("ops", default="24 h", tz=tz)
 history = opsview.load_history(store, win)
-st.caption(f"{win.label}: {jobs_view.format_time(win.start_ms, tz)} to "
-           f"{jobs_view.format_time(win.end_ms, tz)}")  # fmt: skip
 
 for column, (label, value) in zip(st.columns(5), opsview.headline(history).items(), strict=True):
     column.metric(label, value)

@@ -3,21 +3,15 @@ leak verdict, error log lines, worst delays) for any window, its incidents, and 
 
 import streamlit as st
 
-from engine import jobs_view, opsview, service, stability
+from engine import jobs_view, service, stability, widgets
 
 settings = service.settings()
 store = service.store()
 tz = jobs_view.zone(st.context.timezone)
 
 st.title("Stability")
-choice = st.segmented_control(
-    "Window", opsview.WINDOW_CHOICES, default="72 h", key="stability_window", width="stretch"
-)
-days = st.date_input("Days", value=(), key="stability_days") if choice == opsview.CUSTOM else ()
-win = opsview.window(choice or "72 h", days=days, tz=tz)
+win = widgets.time_window("stability", default="72 h", tz=tz)
 report = stability.stability(store, settings, win, tz=tz)
-st.caption(f"{win.label}: {jobs_view.format_time(win.start_ms, tz)} to "
-           f"{jobs_view.format_time(win.end_ms, tz)}")  # fmt: skip
 
 st.table(report.rows)  # every row and its whole detail, no scrolling
 

@@ -3,6 +3,7 @@ random-weight models (built once per test session, in the real FunASR format).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def store(settings: Settings) -> Store:
     s = open_store(settings.db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """SEACO_DATA_DIR set for code that reads the process's settings (pages, engine.service),
+    with service's cached settings and store dropped before and after."""
+    from engine import service
+
+    monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
+    service.settings.cache_clear()
+    yield service.settings()
+    service.settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -42,8 +42,7 @@ def free_port() -> int:
 
 
 def env_for(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
-    return {**env, **settings.as_env(), "PYTHONUNBUFFERED": "1", **(extra or {})}
+    return settings.child_env({"PYTHONUNBUFFERED": "1", **(extra or {})})
 
 
 def start(

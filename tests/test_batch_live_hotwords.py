@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import service, ui
@@ -16,14 +15,6 @@ from engine.store import JobResult
 from tests.audio_fixtures import tone, write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
-    service.settings.cache_clear()
-    yield tmp_path
-    service.settings.cache_clear()
 
 
 def page(name: str) -> AppTest:
@@ -38,9 +29,9 @@ def finish(store, job, text="今天天气很好。"):
     ))  # fmt: skip
 
 
-def test_submit_batch_keeps_good_files_and_reports_bad_ones(data_env):
+def test_submit_batch_keeps_good_files_and_reports_bad_ones(data_env, tmp_path):
     store, settings = service.store(), service.settings()
-    wav = write_audio(data_env / "a.wav", tone(1.0), 16000, "wav").read_bytes()
+    wav = write_audio(tmp_path / "a.wav", tone(1.0), 16000, "wav").read_bytes()
     files = [(io.BytesIO(wav), "a.wav"), (io.BytesIO(b"not audio" * 50), "b.wav"),
              (io.BytesIO(wav), "c.wav")]  # fmt: skip
     batch = submit_batch(store, settings, files, hotwords="科哥")
@@ -50,9 +41,9 @@ def test_submit_batch_keeps_good_files_and_reports_bad_ones(data_env):
     assert all(j.priority == 0 and j.hotwords == ["科哥"] for j in batch.accepted)
 
 
-def test_batch_page_shows_progress_rows_and_a_zip_download(data_env):
+def test_batch_page_shows_progress_rows_and_a_zip_download(data_env, tmp_path):
     store, settings = service.store(), service.settings()
-    wav = write_audio(data_env / "a.wav", tone(1.0), 16000, "wav").read_bytes()
+    wav = write_audio(tmp_path / "a.wav", tone(1.0), 16000, "wav").read_bytes()
     batch = submit_batch(store, settings, [(io.BytesIO(wav), f"{i}.wav") for i in range(3)])
     finish(store, batch.accepted[0])
     at = page("batch")
@@ -72,9 +63,9 @@ def test_batch_page_without_batches_explains_itself(data_env):
     assert at.error[0].value == "Choose one or more files first."
 
 
-def test_live_page_lists_the_session_recordings(data_env):
+def test_live_page_lists_the_session_recordings(data_env, tmp_path):
     store, settings = service.store(), service.settings()
-    wav = write_audio(data_env / "r.wav", tone(1.0), 16000, "wav").read_bytes()
+    wav = write_audio(tmp_path / "r.wav", tone(1.0), 16000, "wav").read_bytes()
     job = submit_batch(store, settings, [(io.BytesIO(wav), "recording-1.wav")]).accepted[0]
     finish(store, job, "我们去公园。")
     at = page("live")

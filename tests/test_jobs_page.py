@@ -54,14 +54,6 @@ def add_job(store, name="meeting.wav", *, text=None, sentences=(), submitted_at=
     return store.get(job.id)
 
 
-@pytest.fixture
-def data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
-    service.settings.cache_clear()
-    yield service.settings()
-    service.settings.cache_clear()
-
-
 # --- engine functions ----------------------------------------------------------------------
 def test_day_range_covers_whole_local_days_both_inclusive():
     tz = dt.timezone(dt.timedelta(hours=8))

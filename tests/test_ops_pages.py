@@ -23,14 +23,6 @@ PAGES = ("pages/operations.py", "pages/stability.py", "pages/capacity.py")
 EVERY_PAGE = re.findall(r'st\.Page\("([^"]+)"', (ROOT / "dashboard.py").read_text())
 
 
-@pytest.fixture
-def data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
-    service.settings.cache_clear()
-    yield service.settings()
-    service.settings.cache_clear()
-
-
 def page(path: str) -> AppTest:
     """A page inside the dashboard, as the navigation runs it."""
     at = AppTest.from_file(DASHBOARD, default_timeout=60)

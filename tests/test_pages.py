@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import service
@@ -12,14 +11,6 @@ from engine.jobs import Sentence
 from engine.store import JobResult, NewJob
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
-    service.settings.cache_clear()
-    yield tmp_path / "data"
-    service.settings.cache_clear()
 
 
 def test_dashboard_renders_the_transcribe_page_on_an_empty_database(data_env):

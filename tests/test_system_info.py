@@ -126,14 +126,6 @@ def test_versions_come_from_package_metadata():
     assert set(versions) == set(sysinfo.PACKAGES)
 
 
-@pytest.fixture
-def data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
-    service.settings.cache_clear()
-    yield service.settings()
-    service.settings.cache_clear()
-
-
 def test_system_page_with_a_worker(data_env):
     store = service.store()
     store.register_worker("w1", 4242, "box")
