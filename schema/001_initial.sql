@@ -1,5 +1,6 @@
 -- jobs.db, version 1. Times are epoch milliseconds (UTC); durations are milliseconds.
--- Applied by engine/store.py in one transaction together with its schema_migrations row.
+-- Applied by engine/store_db.py (Database.migrate) in one transaction together with its
+-- schema_migrations row.
 
 CREATE TABLE jobs (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after delete
