@@ -217,6 +217,47 @@ def resolve_device(setting: str) -> str:
     return f"cuda:{index}"
 
 
+def resolve_precision(precision: str, device: str) -> str:
+    """Check SEACO_PRECISION against the resolved device; the torch autocast dtype's name."""
+    import torch
+
+    value = (precision or "fp32").strip().lower()
+    if value not in ("fp32", "fp16", "bf16"):
+        raise ModelError(f"Unknown precision {precision!r}: use fp32, fp16 or bf16.")
+    if value == "fp16" and not device.startswith("cuda"):
+        raise ModelError(
+            f"SEACO_PRECISION=fp16 needs a CUDA device, but the models run on {device}. "
+            "Use fp32 (or bf16) on CPU."
+        )
+    if value == "bf16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise ModelError(
+            f"SEACO_PRECISION=bf16: {torch.cuda.get_device_name(torch.device(device))} does not "
+            "support bfloat16. Use fp16 or fp32."
+        )
+    return value
+
+
+def install_autocast(model: Any, device: str, precision: str) -> None:
+    """Run the ASR model instance's `inference` under torch autocast in `precision` (fp16 or
+    bf16; fp32 installs nothing). Autocast instead of converting the weights: funasr's SeACo
+    inference feeds fp32 features to the encoder (only plain Paraformer casts its input for
+    `fp16=True`), and autocast keeps numerically sensitive ops (softmax, log, the CIF
+    predictor's sums) in fp32 while matrix products run in half precision."""
+    if precision == "fp32":
+        return
+    import torch
+
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    original = model.inference
+
+    def inference(*args, **kwargs):
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            return original(*args, **kwargs)
+
+    model.inference = inference
+
+
 def _malloc_trim() -> bool:
     """Hand freed heap back to the OS (glibc only); loading leaves ~1.7 GB of it behind."""
     try:
@@ -389,6 +430,7 @@ class AsrPipeline:
         ncpu: int,
         batch_size_s: int,
         cpu_batch_s: int = 0,
+        precision: str = "fp32",
     ) -> None:
         self._model = automodel
         # On CPU funasr recognises VAD segments one at a time; with cpu_batch_s > 0 we batch
@@ -405,6 +447,8 @@ class AsrPipeline:
         self._lock = threading.Lock()
         self._scores = _TokenScores()
         self._hook = _install_hooks(automodel.model, self._scores)
+        self.precision = precision
+        install_autocast(automodel.model, device, precision)
         self._stages = install_stage_timers(automodel)
         self.load_seconds = 0.0
         self.warmup_seconds = 0.0
@@ -420,6 +464,7 @@ class AsrPipeline:
         ncpu: int = 2,
         batch_size_s: int = 300,
         cpu_batch_s: int = 0,
+        precision: str = "fp32",
     ) -> AsrPipeline:
         """Validate every spec, load the three models, free heap, warm up once."""
         specs = {
@@ -428,6 +473,7 @@ class AsrPipeline:
             "punc": resolve_model_spec(punc, "punc"),
         }
         resolved_device = resolve_device(device)
+        resolved_precision = resolve_precision(precision, resolved_device)
         started = time.perf_counter()
         try:
             from funasr import AutoModel
@@ -447,7 +493,7 @@ class AsrPipeline:
             raise ModelError(_load_failure_message(specs, exc)) from exc
         pipeline = cls(
             automodel, specs, resolved_device, max(1, int(ncpu)), int(batch_size_s),
-            cpu_batch_s=int(cpu_batch_s),
+            cpu_batch_s=int(cpu_batch_s), precision=resolved_precision,
         )  # fmt: skip
         pipeline.load_seconds = time.perf_counter() - started
         _malloc_trim()
@@ -461,10 +507,11 @@ class AsrPipeline:
             ) from exc
         pipeline.warmup_seconds = time.perf_counter() - started
         log.info(
-            "models loaded in %.1f s, warm-up %.2f s (device %s)",
+            "models loaded in %.1f s, warm-up %.2f s (device %s, %s)",
             pipeline.load_seconds,
             pipeline.warmup_seconds,
             resolved_device,
+            resolved_precision,
         )
         return pipeline
 
@@ -571,6 +618,7 @@ class AsrPipeline:
         }
         info: dict[str, Any] = {
             "device": self.device,
+            "precision": self.precision,
             "models": dict(self.specs),
             "random_weights": {k: is_random_weight_model(v) for k, v in self.specs.items()},
             "parameters": {
@@ -741,4 +789,5 @@ def pipeline_for(settings: Settings) -> AsrPipeline:
         ncpu=settings.torch_threads,
         batch_size_s=settings.batch_size_s,
         cpu_batch_s=settings.cpu_batch_s,
+        precision=settings.precision,
     )

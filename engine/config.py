@@ -19,6 +19,7 @@ from engine.schedules import OFF, cron_trigger, is_off
 PROD_ASR_MODEL = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 PROD_VAD_MODEL = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"
 PROD_PUNC_MODEL = "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch"
+PRECISIONS = ("fp32", "fp16", "bf16")  # SEACO_PRECISION: the ASR model under torch autocast
 
 # name -> (default, description). The order is the README's order.
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
@@ -32,6 +33,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "VAD_MODEL": (PROD_VAD_MODEL, "FSMN-VAD: a ModelScope id or a local directory."),
     "PUNC_MODEL": (PROD_PUNC_MODEL, "CT-Transformer punctuation: a ModelScope id or a local dir."),
     "DEVICE": ("auto", "auto (CUDA when available), cuda, or cpu."),
+    "PRECISION": (
+        "fp32",
+        "The ASR model's compute precision: fp32, or fp16/bf16 under torch autocast (faster "
+        "on a GPU with tensor cores, weights stay fp32). fp16 needs CUDA; bf16 needs a GPU "
+        "that supports it, or runs on CPU (usually slower there than fp32).",
+    ),
     "NCPU": ("0", "Torch threads in the worker; 0 means all cores (at most 8)."),
     "BATCH_SIZE_S": ("300", "Seconds of audio decoded together by the ASR model."),
     "CPU_BATCH_S": (
@@ -221,6 +228,7 @@ class Settings:
     vad_model: str
     punc_model: str
     device: str
+    precision: str
     ncpu: int
     batch_size_s: int
     cpu_batch_s: int
@@ -348,6 +356,11 @@ def load_settings(
     device = raw["DEVICE"].strip().lower()
     if device not in ("auto", "cuda", "cpu") and not device.startswith("cuda:"):
         raise ConfigError(f"SEACO_DEVICE must be auto, cuda or cpu, got {raw['DEVICE']!r}.")
+    precision = raw["PRECISION"].strip().lower()
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"SEACO_PRECISION must be {', '.join(PRECISIONS)}, got {raw['PRECISION']!r}."
+        )
     port = _int("PORT", raw["PORT"], 1)
     if port > 65535:
         raise ConfigError(f"SEACO_PORT must be at most 65535, got {port}.")
@@ -363,6 +376,7 @@ def load_settings(
         vad_model=raw["VAD_MODEL"].strip(),
         punc_model=raw["PUNC_MODEL"].strip(),
         device=device,
+        precision=precision,
         ncpu=_int("NCPU", raw["NCPU"], 0),
         batch_size_s=_int("BATCH_SIZE_S", raw["BATCH_SIZE_S"], 1),
         cpu_batch_s=_int("CPU_BATCH_S", raw["CPU_BATCH_S"], 0),

@@ -101,7 +101,7 @@ def gpu_rows(gpus: gpu.GpuSnapshot) -> list[dict[str, Any]]:
 
 def model_rows(worker: WorkerView | None) -> list[dict[str, Any]]:
     """The models the worker loaded (id or directory), whether each is a random-weight test
-    model, and its size in parameters."""
+    model, its size in parameters and its compute precision."""
     if worker is None or not worker.info.get("models"):
         return []
     info = worker.info
@@ -113,6 +113,8 @@ def model_rows(worker: WorkerView | None) -> list[dict[str, Any]]:
             "id or directory": spec,
             "random weights": "YES: test model" if flags.get(kind) else "no",
             "parameters": f"{params[kind] / 1e6:.1f} M" if params.get(kind) else "–",
+            # SEACO_PRECISION applies to the ASR model only
+            "precision": info.get("precision", "fp32") if kind == "asr" else "fp32",
         }
         for kind, spec in info["models"].items()
     ]

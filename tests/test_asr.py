@@ -29,10 +29,12 @@ from engine.asr import (
     is_random_weight_model,
     merge_hotwords,
     parse_hotwords,
+    pipeline_for,
     resolve_device,
     resolve_model_spec,
     validate_model_dir,
 )
+from engine.config import load_settings
 from engine.errors import ModelError, ModelFilesMissingError, SeacoError
 from tests.audio_fixtures import speech_samples, synthetic_speech
 
@@ -399,3 +401,41 @@ def test_importing_engine_asr_is_cheap():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+# --- precision ------------------------------------------------------------------------------
+def encoder_output_dtypes(pipe: AsrPipeline, audio: np.ndarray) -> tuple[Transcript, set]:
+    """Transcribe, recording the dtype of every output of funasr's SeACo encoder module."""
+    seen: set = set()
+    hook = pipe._model.model.encoder.register_forward_hook(
+        lambda _module, _inputs, out: seen.add((out[0] if isinstance(out, tuple) else out).dtype)
+    )
+    try:
+        return pipe.transcribe(audio, ["天气"]), seen
+    finally:
+        hook.remove()
+
+
+def test_bf16_runs_the_asr_model_under_autocast_and_fp32_does_not(tiny_models, speech, pipeline):
+    import torch
+
+    settings = load_settings(
+        {"SEACO_ASR_MODEL": str(tiny_models["asr"]), "SEACO_VAD_MODEL": str(tiny_models["vad"]),
+         "SEACO_PUNC_MODEL": str(tiny_models["punc"]), "SEACO_DEVICE": "cpu",
+         "SEACO_NCPU": "1", "SEACO_PRECISION": "bf16"},
+        env_file=None,
+    )  # fmt: skip
+    bf16 = pipeline_for(settings)  # the worker's way, segment batching included
+    assert bf16.info()["precision"] == "bf16" and pipeline.info()["precision"] == "fp32"
+    t, dtypes = encoder_output_dtypes(bf16, speech)
+    assert dtypes == {torch.bfloat16}
+    assert t.text and t.confidence is not None and 0.0 <= t.confidence <= 1.0
+    assert_sentences_valid(t, 3000)
+    _, dtypes = encoder_output_dtypes(pipeline, speech)
+    assert dtypes == {torch.float32}
+
+
+def test_fp16_without_cuda_is_refused_before_loading_anything(tiny_models):
+    with pytest.raises(ModelError, match="fp16 needs a CUDA device"):
+        AsrPipeline.load(str(tiny_models["asr"]), str(tiny_models["vad"]),
+                         str(tiny_models["punc"]), device="cpu", precision="fp16")  # fmt: skip

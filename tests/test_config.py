@@ -32,6 +32,7 @@ def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path):
         ("PORT", "70000", "at most 65535"),
         ("QUEUE_MAX", "0", "at least 1"),
         ("DEVICE", "tpu", "auto, cuda or cpu"),
+        ("PRECISION", "int8", "fp32, fp16, bf16"),
         ("ASR_MODEL", "  ", "must not be empty"),
     ],
 )
