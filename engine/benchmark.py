@@ -83,7 +83,7 @@ def baseline_child(spec_path: Path, out_path: Path) -> None:
         model=spec["asr"],
         vad_model=spec["vad"],
         punc_model=spec["punc"],
-        device="cpu",
+        device=spec["device"],
         ncpu=spec["ncpu"],
         disable_update=True,
         disable_pbar=True,
@@ -192,7 +192,7 @@ def serving(
         "SEACO_ASR_MODEL": spec["asr"],
         "SEACO_VAD_MODEL": spec["vad"],
         "SEACO_PUNC_MODEL": spec["punc"],
-        "SEACO_DEVICE": "cpu",
+        "SEACO_DEVICE": spec["device"],
         "SEACO_NCPU": str(spec["ncpu"]),
         "SEACO_BATCH_SIZE_S": str(spec["batch_size_s"]),
         "SEACO_HOTWORDS": "",
@@ -344,6 +344,17 @@ def run_backlog(
     }
 
 
+def _machine(device: str) -> str:
+    """What the report says the run used."""
+    cores = f"{os.cpu_count()} CPU cores"
+    if not device.startswith("cuda"):
+        return f"{cores}, no GPU used (device {device})"
+    import torch
+
+    index = int(device.split(":")[1]) if ":" in device else 0
+    return f"{cores}, GPU {torch.cuda.get_device_name(index)} (device {device})"
+
+
 def _tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by a process and all its descendants: every
     process of `seaco serve` (supervisor, web, worker, decode-ahead). Less disturbed than
@@ -421,6 +432,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "asr": str(models["asr"]),
         "vad": str(models["vad"]),
         "punc": str(models["punc"]),
+        "device": args.device,
         "ncpu": args.ncpu,
         "batch_size_s": args.batch_size_s,
         "hotwords": hotwords,
@@ -462,7 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         })  # fmt: skip
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{os.cpu_count()} CPU cores, no GPU used (device cpu)",
+        "machine": _machine(args.device),
         "models": args.models or f"random-weight {args.size} test models",
         "command": " ".join(sys.argv),
         "corpus": {
@@ -516,6 +528,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hotwords", default=DEFAULT_HOTWORDS)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda[:N], for the baseline and the service alike"
+    )
     parser.add_argument("--ncpu", type=int, default=min(os.cpu_count() or 1, 8))
     parser.add_argument("--batch-size-s", type=int, default=300)
     parser.add_argument("--idle-jobs", type=int, default=20)
