@@ -239,16 +239,36 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def install_autocast(model: Any, device: str, precision: str) -> None:
     """Run the ASR model instance's `inference` under torch autocast in `precision` (fp16 or
-    bf16; fp32 installs nothing). Autocast instead of converting the weights: funasr's SeACo
-    inference feeds fp32 features to the encoder (only plain Paraformer casts its input for
-    `fp16=True`), and autocast keeps numerically sensitive ops (softmax, log, the CIF
-    predictor's sums) in fp32 while matrix products run in half precision."""
+    bf16; fp32 installs nothing), except its CIF predictor, which runs in fp32.
+
+    Autocast instead of converting the weights: funasr's SeACo inference feeds fp32 features
+    to the encoder (only plain Paraformer casts its input for `fp16=True`). The predictor
+    must stay fp32: it counts tokens by summing per-frame weights (bf16 keeps 8 bits of
+    mantissa, so sums over a long segment go wrong) and its upsampled peaks must agree with
+    that count; in bf16 they did not on the full-size model (fewer timestamps than tokens,
+    an IndexError inside funasr). funasr's own `autocast(False)` around the predictor only
+    switches off CUDA autocast, and leaves the encoder's half-precision output as is."""
     if precision == "fp32":
         return
     import torch
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     device_type = "cuda" if device.startswith("cuda") else "cpu"
+
+    def fp32(value: Any) -> Any:
+        return value.float() if torch.is_tensor(value) and value.is_floating_point() else value
+
+    def in_full_precision(method: Any) -> Any:
+        def run(*args, **kwargs):
+            with torch.autocast(device_type=device_type, enabled=False):
+                return method(*map(fp32, args), **{k: fp32(v) for k, v in kwargs.items()})
+
+        return run
+
+    predictor = getattr(model, "predictor", None)
+    for name in ("forward", "get_upsample_timestamp"):  # instance attributes, this model only
+        if predictor is not None and hasattr(predictor, name):
+            setattr(predictor, name, in_full_precision(getattr(predictor, name)))
     original = model.inference
 
     def inference(*args, **kwargs):

@@ -404,16 +404,27 @@ def test_importing_engine_asr_is_cheap():
 
 
 # --- precision ------------------------------------------------------------------------------
-def encoder_output_dtypes(pipe: AsrPipeline, audio: np.ndarray) -> tuple[Transcript, set]:
-    """Transcribe, recording the dtype of every output of funasr's SeACo encoder module."""
-    seen: set = set()
-    hook = pipe._model.model.encoder.register_forward_hook(
-        lambda _module, _inputs, out: seen.add((out[0] if isinstance(out, tuple) else out).dtype)
-    )
+def output_dtypes(pipe: AsrPipeline, audio: np.ndarray) -> tuple[Transcript, dict[str, set]]:
+    """Transcribe, recording the dtypes of what funasr's SeACo encoder and CIF predictor
+    modules return (the predictor's token weights and counts)."""
+    seen: dict[str, set] = {"encoder": set(), "predictor": set()}
+
+    def record(name):
+        def hook(_module, _inputs, out):
+            outs = out if isinstance(out, tuple) else (out,)
+            seen[name].update(o.dtype for o in outs if hasattr(o, "is_floating_point")
+                              and o.is_floating_point())  # fmt: skip
+
+        return hook
+
+    model = pipe._model.model
+    hooks = [model.encoder.register_forward_hook(record("encoder")),
+             model.predictor.register_forward_hook(record("predictor"))]  # fmt: skip
     try:
         return pipe.transcribe(audio, ["天气"]), seen
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
 
 
 def test_bf16_runs_the_asr_model_under_autocast_and_fp32_does_not(tiny_models, speech, pipeline):
@@ -427,12 +438,12 @@ def test_bf16_runs_the_asr_model_under_autocast_and_fp32_does_not(tiny_models, s
     )  # fmt: skip
     bf16 = pipeline_for(settings)  # the worker's way, segment batching included
     assert bf16.info()["precision"] == "bf16" and pipeline.info()["precision"] == "fp32"
-    t, dtypes = encoder_output_dtypes(bf16, speech)
-    assert dtypes == {torch.bfloat16}
+    t, dtypes = output_dtypes(bf16, speech)
+    assert dtypes == {"encoder": {torch.bfloat16}, "predictor": {torch.float32}}
     assert t.text and t.confidence is not None and 0.0 <= t.confidence <= 1.0
     assert_sentences_valid(t, 3000)
-    _, dtypes = encoder_output_dtypes(pipeline, speech)
-    assert dtypes == {torch.float32}
+    _, dtypes = output_dtypes(pipeline, speech)
+    assert dtypes == {"encoder": {torch.float32}, "predictor": {torch.float32}}
 
 
 def test_fp16_without_cuda_is_refused_before_loading_anything(tiny_models):
