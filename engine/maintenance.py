@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
 from tzlocal import get_localzone
 
 from engine import alerts, gpu, logfiles
@@ -42,6 +43,10 @@ from engine.store import Store, now_ms
 log = logging.getLogger("seaco.maintenance")
 DAY_MS = 86_400_000
 WATCH_KEY = "maintenance.gpu_memory_runs"  # settings_kv: each GPU's run of high readings
+CATCH_UP_DELAY_S = 60  # a missed run is made up this long after the worker starts
+# Tasks made up once when a run fell while no worker ran (the GPU check is not: a reading is
+# only worth something now, and it runs every 15 minutes anyway).
+CATCH_UP_TASKS = frozenset({"log_rotate", "temp_cleanup", "audio_retention", "vacuum"})
 VACUUM_RETRY_S = 900  # a VACUUM put off because jobs were running is tried again this soon
 FRESH_AUDIO_S = 3600  # an audio file written this recently may belong to an upload in flight
 _STORED_AUDIO_NAME = re.compile(r"[0-9a-f]{64}")  # intake.audio_path_for: named by sha256
@@ -352,8 +357,8 @@ def register(
 ) -> GpuMemoryWatch:
     """Add every maintenance task to the worker's scheduler, at its crontab schedule in the
     server's local time, on the operations thread pool. A run that cannot start on time
-    (its pool busy) still runs within the hour, once; a run due while no worker process was
-    running is not made up (the next one does its work: rotation then holds two days)."""
+    (its pool busy) still runs within the hour, once; a run that fell due while no worker
+    process was running is made up once, CATCH_UP_DELAY_S after this worker starts."""
     executor = ensure_ops_executor(scheduler)
     zone = get_localzone()
     watch = GpuMemoryWatch.for_settings(settings, store)
@@ -393,8 +398,48 @@ def register(
     for task in tasks(settings):
         if is_off(task.schedule):
             continue
+        trigger = cron_trigger(task.schedule, zone)
         scheduler.add_job(
-            jobs[task.name], cron_trigger(task.schedule, zone), id=f"maintenance.{task.name}",
+            jobs[task.name], trigger, id=f"maintenance.{task.name}",
             executor=executor, coalesce=True, max_instances=1, misfire_grace_time=3600,
         )  # fmt: skip
+        if task.name in CATCH_UP_TASKS:
+            _catch_up(scheduler, store, task, trigger, jobs[task.name], executor)
     return watch
+
+
+def missed_run(trigger: BaseTrigger, last_run_ms: int, now: dt.datetime) -> dt.datetime | None:
+    """The first run due after the last recorded one, when it is already past: it fell while
+    no worker process was running (APScheduler only knows about runs due while it runs)."""
+    last = dt.datetime.fromtimestamp(last_run_ms / 1000, tz=dt.timezone.utc)
+    due = trigger.get_next_fire_time(None, last + dt.timedelta(milliseconds=1))
+    return due if due is not None and due <= now else None
+
+
+def _catch_up(
+    scheduler: BaseScheduler,
+    store: Store,
+    task: Task,
+    trigger: BaseTrigger,
+    job: Callable[[], Any],
+    executor: str,
+) -> None:
+    """Run a task once, soon, when a run was missed since its last recorded one (a task that
+    never ran has nothing to catch up: a new installation). One run, however many were
+    missed: each run does all the work that is due (rotation, cleanup, retention)."""
+    try:
+        last = store.last_event_at(f"maintenance.{task.name}")
+        now = dt.datetime.now(dt.timezone.utc)
+        due = None if last is None else missed_run(trigger, last, now)
+        if due is None:
+            return
+        scheduler.add_job(
+            job, "date", run_date=now + dt.timedelta(seconds=CATCH_UP_DELAY_S),
+            id=f"maintenance.{task.name}.catch_up", replace_existing=True, executor=executor,
+            misfire_grace_time=None,
+        )  # fmt: skip
+        when = due.astimezone().strftime("%Y-%m-%d %H:%M")
+        _event(store, "catch_up", f"{task.title} was due at {when} while no worker ran; "
+               f"running it in {CATCH_UP_DELAY_S} s.", "info", {"task": task.name})  # fmt: skip
+    except Exception:  # a busy database must not stop the worker from starting
+        log.exception("could not check %s for a missed run", task.name)

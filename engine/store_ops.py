@@ -151,6 +151,10 @@ class OperationsSide(Database):
             (int(start), int(end)),
         )
 
+    def last_event_at(self, kind: str) -> int | None:
+        """When an event of exactly this kind was last recorded (epoch ms); None if never."""
+        return self.conn.execute("SELECT max(at) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
+
     def events_between(
         self, start: int, end: int, *, kinds: tuple[str, ...] = (), levels: tuple[str, ...] = ()
     ) -> list[dict[str, Any]]:

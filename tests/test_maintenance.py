@@ -392,6 +392,42 @@ def test_register_adds_every_configured_task(tmp_path, store):
     assert "maintenance.audio_retention" not in {j.id for j in without_retention.get_jobs()}
 
 
+def test_a_run_missed_while_no_worker_ran_is_made_up_once(tmp_path, store):
+    settings = make_settings(tmp_path, log_rotate_cron="0 0 * * *", vacuum_cron="off")
+    now = time.time() * 1000
+    store.add_event("maintenance.log_rotate", "Rotated.", now=int(now - 2 * DAY_MS))
+    store.add_event("maintenance.temp_cleanup", "Removed 0 files.", now=int(now - 60_000))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    maintenance.register(scheduler, settings, store)
+    ids = {job.id for job in scheduler.get_jobs()}
+    # rotation last ran two days ago: made up; temp cleanup ran a minute ago (every 2 h): not;
+    # audio retention never ran (a new installation): nothing to make up; GPU check: never
+    assert {i for i in ids if i.endswith(".catch_up")} == {"maintenance.log_rotate.catch_up"}
+    notice = store.events(1)[0]
+    assert (
+        notice["kind"] == "maintenance.catch_up"
+        and "Log rotation was due at" in (notice["message"])
+    )
+    # the catch-up job is the task itself: running it records a log_rotate event, after which
+    # a new worker finds nothing missed
+    scheduler.get_job("maintenance.log_rotate.catch_up").func()
+    assert store.last_event_at("maintenance.log_rotate") > now
+    again = BackgroundScheduler(timezone="UTC")
+    maintenance.register(again, settings, store)
+    assert not [j.id for j in again.get_jobs() if j.id.endswith(".catch_up")]
+
+
+def test_missed_run_is_the_first_due_time_after_the_last_run():
+    utc = dt.timezone.utc
+    midnight = schedules.cron_trigger("0 0 * * *", utc)
+    ran = dt.datetime(2026, 1, 1, 0, 0, 2, tzinfo=utc)  # the run at midnight took 2 s
+    ms = int(ran.timestamp() * 1000)
+    assert maintenance.missed_run(midnight, ms, ran + dt.timedelta(hours=23)) is None
+    assert maintenance.missed_run(midnight, ms, ran + dt.timedelta(hours=30)) == dt.datetime(
+        2026, 1, 2, tzinfo=utc
+    )
+
+
 def test_cron_settings_read_like_crontab():
     utc = dt.timezone.utc
     thursday = dt.datetime(2026, 1, 1, tzinfo=utc)
