@@ -35,9 +35,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "DEVICE": ("auto", "auto (CUDA when available), cuda, or cpu."),
     "PRECISION": (
         "fp32",
-        "The ASR model's compute precision: fp32, or fp16/bf16 under torch autocast (faster "
-        "on a GPU with tensor cores, weights stay fp32). fp16 needs CUDA; bf16 needs a GPU "
-        "that supports it, or runs on CPU (usually slower there than fp32).",
+        "The ASR model's compute precision: fp32, or fp16/bf16 under torch autocast (weights "
+        "stay fp32; faster on a GPU with tensor cores, and bf16 on a CPU with bfloat16 "
+        "instructions such as AVX512-BF16 or AMX). fp16 needs CUDA. Check accuracy with "
+        "seaco eval before switching.",
     ),
     "NCPU": ("0", "Torch threads in the worker; 0 means all cores (at most 8)."),
     "BATCH_SIZE_S": ("300", "Seconds of audio decoded together by the ASR model."),
