@@ -7,7 +7,7 @@
 2. baseline: a separate process loads the same three models with `AutoModel` and runs
    `generate(input=path, hotword=...)` over the corpus in a plain loop, the way a script
    would use funasr (funasr decodes the files itself). VAD/ASR/punctuation times come from
-   the same timers the service uses (`engine.asr.install_stage_timers`);
+   the same timers the service uses (`engine.model_hooks.install_stage_timers`);
 3. system: `seaco serve` (web + worker) on a fresh data dir; once the models are loaded every
    file is uploaded through `POST /api/v1/jobs` and the clock runs until the last job is
    done; then short jobs are submitted one at a time to an idle worker for the idle
@@ -77,7 +77,7 @@ def baseline_child(spec_path: Path, out_path: Path) -> None:
     from funasr import AutoModel
 
     logging.getLogger().setLevel(logging.WARNING)  # funasr logs every hotword parse at INFO
-    from engine.asr import install_stage_timers
+    from engine.model_hooks import install_stage_timers
 
     model = AutoModel(
         model=spec["asr"],

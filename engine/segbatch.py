@@ -83,7 +83,8 @@ def recognise_together(
     stages: Any,
 ) -> list[Output]:
     """One Output per recording (16 kHz float32). `scores` is the confidence hook's
-    _TokenScores and `stages` the StageTimes of engine.asr; the caller holds the model lock."""
+    _TokenScores and `stages` the StageTimes of engine.model_hooks; the caller holds the model
+    lock."""
     import math
 
     cfg = {"hotword": hotword, "sentence_timestamp": True, "return_raw_text": True,

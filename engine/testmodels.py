@@ -11,7 +11,7 @@ real dimensions, so its compute and memory costs are realistic (use it for bench
 say that the weights are random).
 
 Every directory says so twice: a `RANDOM_WEIGHTS.txt` file and `"random_weights": true` in
-`configuration.json` (`engine.asr.is_random_weight_model` checks both).
+`configuration.json` (`engine.model_specs.is_random_weight_model` checks both).
 
 Three deterministic weight tweaks make the random models behave like a pipeline:
 
