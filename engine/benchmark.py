@@ -449,7 +449,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.backlog:
         _say(f"backlog: {args.backlog} jobs queued at once, worker RSS sampled ...")
         backlog = run_backlog(spec, work, work / "serve.log", overrides, args.backlog)
-        json_path = Path(args.json) if args.json else work / f"backlog-{args.size}.json"
+        label = Path(args.models).name if args.models else args.size  # which models ran
+        json_path = Path(args.json) if args.json else work / f"backlog-{label}.json"
         report = {"command": " ".join(sys.argv), "models": args.models or args.size,
                   "overrides": overrides, "backlog": backlog}  # fmt: skip
         json_path.write_text(json.dumps(report, indent=1))
