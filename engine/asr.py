@@ -32,23 +32,23 @@ from engine.jobs import Sentence  # one sentence type from model to store to pag
 from engine.model_hooks import (
     STAGES,
     StageTimes,
-    _install_hooks,
-    _TokenScores,
+    TokenScores,
     install_autocast,
+    install_confidence_hooks,
     install_stage_timers,
 )
 from engine.model_specs import (
     ASR_FILES,
     PUNC_FILES,
     VAD_FILES,
-    _load_failure_message,
     is_random_weight_model,
+    load_failure_message,
     resolve_device,
     resolve_model_spec,
     resolve_precision,
     validate_model_dir,
 )
-from engine.sentences import _join_tokens, _sentences
+from engine.sentences import build_sentences, join_tokens
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -132,7 +132,7 @@ class AsrPipeline:
     Confidence: funasr reports none (SeacoParaformer computes the decoder's log-probabilities
     and discards them). At load time the ASR model instance's decoding step
     (`SeacoParaformer._seaco_decode_with_ASF`, or `Paraformer.cal_decoder_with_predictor` for
-    a plain Paraformer) is wrapped by `engine.model_hooks._install_hooks`, on that instance
+    a plain Paraformer) is wrapped by `model_hooks.install_confidence_hooks`, on that instance
     only, to record for every position the CIF predictor fired, the largest log-probability
     of the output distribution (the greedy decoder takes exactly that token). Positions whose
     best token is `<blank>`, `<s>` or `</s>` are skipped, as funasr drops them from the text.
@@ -168,8 +168,8 @@ class AsrPipeline:
         self.ncpu = ncpu
         self.batch_size_s = batch_size_s
         self._lock = threading.Lock()
-        self._scores = _TokenScores()
-        self._hook = _install_hooks(automodel.model, self._scores)
+        self._scores = TokenScores()
+        self._hook = install_confidence_hooks(automodel.model, self._scores)
         self.precision = precision
         install_autocast(automodel.model, device, precision)
         self._stages = install_stage_timers(automodel)
@@ -213,7 +213,7 @@ class AsrPipeline:
                 ncpu=max(1, int(ncpu)),
             )
         except Exception as exc:
-            raise ModelError(_load_failure_message(specs, exc)) from exc
+            raise ModelError(load_failure_message(specs, exc)) from exc
         pipeline = cls(
             automodel, specs, resolved_device, max(1, int(ncpu)), int(batch_size_s),
             cpu_batch_s=int(cpu_batch_s), precision=resolved_precision,
@@ -311,13 +311,13 @@ class AsrPipeline:
         text = str(result.get("text") or "").strip()
         if not text:
             return Transcript(text="", raw_text="", hotwords=words, stage_ms=stage_ms)
-        raw_text = _join_tokens(str(result.get("raw_text") or text))
+        raw_text = join_tokens(str(result.get("raw_text") or text))
         if not self._hook:
             token_count = len(result.get("timestamp") or [])
         return Transcript(
             text=text,
             raw_text=raw_text,
-            sentences=_sentences(
+            sentences=build_sentences(
                 text,
                 list(result.get("timestamp") or []),
                 list(result.get("sentence_info") or []),

@@ -57,7 +57,7 @@ def install_autocast(model: Any, device: str, precision: str) -> None:
 
 
 # --- confidence -----------------------------------------------------------------------------
-class _TokenScores:
+class TokenScores:
     """Per-call sum of log max-probabilities of the emitted tokens (filled by the hook)."""
 
     def __init__(self) -> None:
@@ -89,7 +89,7 @@ class _TokenScores:
         return min(1.0, max(0.0, math.exp(self.log_sum / self.count)))
 
 
-def _install_hooks(model, scores: _TokenScores) -> str:
+def install_confidence_hooks(model, scores: TokenScores) -> str:
     """Wrap the ASR model instance's decoding step and `inference` (instance attributes only).
 
     Returns the name of the hooked decoding method ("" when the model has none we know).

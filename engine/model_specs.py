@@ -156,7 +156,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 # --- load failures --------------------------------------------------------------------------
-def _load_failure_message(specs: dict[str, str], exc: Exception) -> str:
+def load_failure_message(specs: dict[str, str], exc: Exception) -> str:
     first_line = (str(exc).strip().splitlines() or [""])[0]
     detail = f"{type(exc).__name__}: {first_line}".strip()
     if len(detail) > 600:

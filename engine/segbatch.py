@@ -83,7 +83,7 @@ def recognise_together(
     stages: Any,
 ) -> list[Output]:
     """One Output per recording (16 kHz float32). `scores` is the confidence hook's
-    _TokenScores and `stages` the StageTimes of engine.model_hooks; the caller holds the model
+    TokenScores and `stages` the StageTimes of engine.model_hooks; the caller holds the model
     lock."""
     import math
 

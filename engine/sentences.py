@@ -1,7 +1,7 @@
 """From funasr's output (punctuated text, timestamps) to our sentences and raw text.
 
 funasr's own `sentence_info` is wrong as soon as VAD cuts the audio into several segments
-(see `_sentences`), so sentences are rebuilt here. Split from engine/asr.py as the one
+(see `build_sentences`), so sentences are rebuilt here. Split from engine/asr.py as the one
 place that turns funasr's text into what the store and the pages show.
 """
 
@@ -16,7 +16,7 @@ def _is_cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
 
 
-def _join_tokens(text: str) -> str:
+def join_tokens(text: str) -> str:
     """funasr's raw text has a space between every character: drop spaces between CJK."""
     words = text.split()
     if not words:
@@ -30,7 +30,7 @@ def _join_tokens(text: str) -> str:
 _PUNCTUATION = frozenset("，。？！、；：,.?!;:")
 
 
-def _sentences(
+def build_sentences(
     text: str, timestamps: list[Any], sentence_info: list[dict[str, Any]], duration_ms: int
 ) -> list[Sentence]:
     """Sentences of the punctuated text, each with the times of its first and last unit.
