@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import __version__, export, jobs_view, service
 from engine.api_errors import error_body, error_code, retry_after_s, status_for
+from engine.callbacks import callback_view
 from engine.errors import DatabaseBusyError, QueueFullError, SeacoError, StorageFullError
 from engine.intake import submit_batch, submit_upload
-from engine.jobs import PRIORITY_LIVE, PRIORITY_NORMAL, Job, JobState
+from engine.jobs import PRIORITY_LIVE, PRIORITY_NORMAL, Job, JobState, job_document
 
-PROGRESS = {"decoding": 0.1, "recognising": 0.5, "saving": 0.95}
 DATABASE_RETRY_AFTER_S = 5
 
 
@@ -41,20 +41,13 @@ def require_token(request: Request) -> None:
 
 
 def job_view(job: Job, *, full: bool = True) -> dict[str, Any]:
-    """A job as the API shows it: the stored fields plus queue position and progress."""
-    data = job.to_dict()
-    for internal in ("lease_owner", "lease_expires_at", "audio_path", "model_info"):
-        data.pop(internal)
-    if not full:
-        for heavy in ("sentences", "raw_text"):
-            data.pop(heavy)
+    """A job as the API shows it: the stored fields plus queue position and progress; the
+    full view also says how its callback's delivery went."""
     store = service.store()
-    data["queue_position"] = store.queue_position(job.id) if job.state is JobState.QUEUED else None
-    data["progress"] = 1.0 if job.state.is_final else PROGRESS.get(job.stage or "", 0.0)
-    data["links"] = {
-        "self": f"/api/v1/jobs/{job.id}",
-        "transcript": f"/api/v1/jobs/{job.id}/transcript?format=txt",
-    }
+    position = store.queue_position(job.id) if job.state is JobState.QUEUED else None
+    data = job_document(job, position, full=full)
+    if full:
+        data["callback"] = callback_view(store.callback_for(job.id))
     return data
 
 
@@ -126,6 +119,10 @@ Priority = Annotated[
 ]
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="job id")]  # SQLite's INTEGER range
 Hotwords = Annotated[str | None, Form(max_length=20_000, description="comma/space separated")]
+CallbackUrl = Annotated[
+    str | None,
+    Form(max_length=2000, description="POSTed the job's JSON when it ends (done/failed/cancelled)"),
+]
 
 
 def create_api() -> FastAPI:
@@ -143,10 +140,11 @@ def create_api() -> FastAPI:
         file: Annotated[UploadFile, File(description="audio or video file")],
         hotwords: Hotwords = None,
         priority: Priority = PRIORITY_NORMAL,
+        callback_url: CallbackUrl = None,
     ) -> JSONResponse:
         job = submit_upload(
             service.store(), service.settings(), file.file, file.filename,
-            hotwords=hotwords, priority=priority, source="api",
+            hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
         )  # fmt: skip
         return JSONResponse(job_view(job), status_code=202)
 
@@ -155,10 +153,11 @@ def create_api() -> FastAPI:
         files: Annotated[list[UploadFile], File(description="audio or video files")],
         hotwords: Hotwords = None,
         priority: Priority = 0,
+        callback_url: CallbackUrl = None,
     ) -> JSONResponse:
         batch = submit_batch(
             service.store(), service.settings(), [(f.file, f.filename) for f in files],
-            hotwords=hotwords, priority=priority, source="api",
+            hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
         )  # fmt: skip
         accepted = [job_view(job, full=False) for job in batch.accepted]
         rejected = [

@@ -18,6 +18,7 @@ from engine.errors import (
     CorruptAudioError,
     DatabaseError,
     EmptyAudioError,
+    InvalidCallbackUrlError,
     InvalidJobStateError,
     JobNotFoundError,
     ModelError,
@@ -39,6 +40,7 @@ STATUS_FOR: dict[type[SeacoError], int] = {
     AudioTooLongError: 413,
     NotAudioError: 415,
     CorruptAudioError: 422,
+    InvalidCallbackUrlError: 422,
     QueueFullError: 503,
     ModelError: 503,
     DatabaseError: 503,  # and DatabaseBusyError: the lock was held too long; try again

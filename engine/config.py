@@ -106,6 +106,16 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MODEL_RETRY_S": ("60", "Seconds between attempts to load a model that failed to load."),
     "API_TOKENS": ("", "Comma-separated bearer tokens for /api and /v1; empty means no auth."),
     "SYNC_TIMEOUT_S": ("300", "How long POST /v1/audio/transcriptions waits for its result."),
+    "CALLBACK_HOSTS": (
+        "",
+        "Host names a job's callback_url may point at (comma separated); empty allows any "
+        "host. Set it when API clients must not make the server call internal addresses.",
+    ),
+    "CALLBACK_SECRET": (
+        "",
+        "When set, every callback carries X-Seaco-Signature: sha256=<HMAC-SHA256 of the body "
+        "with this secret>, so receivers can check it came from this service.",
+    ),
     # --- operations: telemetry, self-probe, maintenance, alerts (engine/telemetry.py,
     # engine/maintenance.py). Schedules are crontab expressions in the server's local time
     # (minute hour day month weekday, Sunday = 0 or 7); "off" turns a task off.
@@ -180,7 +190,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "are queued or running).",
     ),
 }
-SECRET_SETTINGS = {"API_TOKENS", "ALERT_SMTP", "ALERT_WEBHOOK_URL"}
+SECRET_SETTINGS = {"API_TOKENS", "ALERT_SMTP", "ALERT_WEBHOOK_URL", "CALLBACK_SECRET"}
 CRON_SETTINGS = ("LOG_ROTATE_CRON", "TEMP_CLEANUP_CRON", "GPU_CHECK_CRON", "RETENTION_CRON",
                  "VACUUM_CRON")  # fmt: skip
 
@@ -253,6 +263,8 @@ class Settings:
     model_retry_s: int
     api_tokens: str
     sync_timeout_s: int
+    callback_hosts: str
+    callback_secret: str
     telemetry_s: int
     telemetry_raw_days: int
     telemetry_keep_days: int
@@ -306,6 +318,10 @@ class Settings:
     @property
     def token_list(self) -> list[str]:
         return [t.strip() for t in self.api_tokens.split(",") if t.strip()]
+
+    @property
+    def callback_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.callback_hosts.split(",") if h.strip()]
 
     def display_value(self, name: str) -> str:
         """A setting's value for pages and `seaco config`: secrets are masked."""
@@ -401,6 +417,8 @@ def load_settings(
         model_retry_s=_int("MODEL_RETRY_S", raw["MODEL_RETRY_S"], 1),
         api_tokens=raw["API_TOKENS"].strip(),
         sync_timeout_s=_int("SYNC_TIMEOUT_S", raw["SYNC_TIMEOUT_S"], 1),
+        callback_hosts=raw["CALLBACK_HOSTS"].strip(),
+        callback_secret=raw["CALLBACK_SECRET"].strip(),
         telemetry_s=_int("TELEMETRY_S", raw["TELEMETRY_S"], 0),
         telemetry_raw_days=_int("TELEMETRY_RAW_DAYS", raw["TELEMETRY_RAW_DAYS"], 1),
         telemetry_keep_days=_int("TELEMETRY_KEEP_DAYS", raw["TELEMETRY_KEEP_DAYS"], 1),

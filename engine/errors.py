@@ -46,6 +46,10 @@ class ModelFilesMissingError(ModelError):
 
 
 # --- job store -----------------------------------------------------------------------------
+class InvalidCallbackUrlError(SeacoError):
+    """A job's callback_url is not an http(s) URL this service may call."""
+
+
 class StoreError(SeacoError):
     """The job store refused an operation."""
 

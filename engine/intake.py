@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine import audio
+from engine.callbacks import check_callback_url
 from engine.config import Settings
 from engine.errors import (
     AudioTooLargeError,
@@ -130,9 +131,12 @@ def submit_upload(
     priority: int = PRIORITY_NORMAL,
     batch_id: str | None = None,
     source: str = "web",
+    callback_url: str | None = None,
 ) -> Job:
     """Validate and queue one uploaded file. Raises an AudioError for bad input and
-    QueueFullError when the queue is at SEACO_QUEUE_MAX; nothing is kept in either case."""
+    QueueFullError when the queue is at SEACO_QUEUE_MAX; nothing is kept in either case.
+    `callback_url` is announced the job's end (engine/callbacks.py)."""
+    callback_url = check_callback_url(callback_url, settings)  # before reading the upload
     if store.queue_depth() >= settings.queue_max:  # cheap early refusal, before reading
         raise QueueFullError(
             f"The queue is full ({settings.queue_max} jobs waiting). Try again in a little while."
@@ -168,6 +172,7 @@ def submit_upload(
         priority=priority,
         batch_id=batch_id,
         source=source,
+        callback_url=callback_url,
     )
     try:
         return store.submit(new, queue_max=settings.queue_max, max_attempts=settings.max_attempts)
@@ -201,9 +206,11 @@ def submit_batch(
     hotwords: str | Iterable[str] | None = None,
     priority: int = PRIORITY_BATCH,
     source: str = "web",
+    callback_url: str | None = None,
 ) -> BatchSubmission:
     """Queue several files under one batch id. A bad file is reported and the rest go on;
     once the queue is full the remaining files are reported as refused, not dropped silently."""
+    check_callback_url(callback_url, settings)  # one bad URL refuses the batch, not each file
     batch_id = uuid.uuid4().hex[:12]
     accepted: list[Job] = []
     rejected: list[tuple[str, SeacoError]] = []
@@ -219,6 +226,7 @@ def submit_batch(
                     priority=priority,
                     batch_id=batch_id,
                     source=source,
+                    callback_url=callback_url,
                 )  # fmt: skip
             )
         except SeacoError as exc:

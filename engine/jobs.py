@@ -106,3 +106,26 @@ class Job:
         out["state"] = self.state.value
         out["sentences"] = [s.__dict__ for s in self.sentences]
         return out
+
+
+# How far a running job is, by its stage, for the API's `progress` (final jobs: 1.0).
+STAGE_PROGRESS = {"decoding": 0.1, "recognising": 0.5, "saving": 0.95}
+_INTERNAL_FIELDS = ("lease_owner", "lease_expires_at", "audio_path", "model_info")
+
+
+def job_document(job: Job, queue_position: int | None = None, *, full: bool = True) -> dict:
+    """A job as the API shows it (GET /api/v1/jobs/{id}, and the body of its callback): the
+    stored fields without the internal ones, plus queue position, progress and links."""
+    data = job.to_dict()
+    for internal in _INTERNAL_FIELDS:
+        data.pop(internal)
+    if not full:
+        for heavy in ("sentences", "raw_text"):
+            data.pop(heavy)
+    data["queue_position"] = queue_position if job.state is JobState.QUEUED else None
+    data["progress"] = 1.0 if job.state.is_final else STAGE_PROGRESS.get(job.stage or "", 0.0)
+    data["links"] = {
+        "self": f"/api/v1/jobs/{job.id}",
+        "transcript": f"/api/v1/jobs/{job.id}/transcript?format=txt",
+    }
+    return data

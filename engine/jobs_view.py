@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine import metrics_text, ui
+from engine.callbacks import callback_view
 from engine.config import Settings
 from engine.errors import JobNotFoundError
 from engine.jobs import Job, JobState
@@ -232,6 +233,24 @@ def audio_facts(job: Job) -> str:
         f"{job.audio_bytes / 1e6:.1f} MB",
     ]
     return " · ".join(p for p in parts if p)
+
+
+def callback_line(store: Store, job: Job, tz: dt.tzinfo) -> str | None:
+    """How the job's completion callback went, for the job page; None without one."""
+    cb = callback_view(store.callback_for(job.id))
+    if cb is None:
+        return None
+    head = f"Callback to {cb['url']}: "
+    if cb["state"] == "delivered":
+        return head + f"delivered {format_time(cb['delivered_at'], tz)} (HTTP {cb['last_status']})."
+    if cb["state"] == "failed":
+        return head + f"gave up after {cb['attempts']} attempts; last: {cb['last_error']}."
+    if cb["attempts"] == 0:
+        return head + ("sent when the job ends." if not job.state.is_final else "sending now.")
+    return head + (
+        f"attempt {cb['attempts']} failed ({cb['last_error']}); next try "
+        f"{format_time(cb['next_attempt_at'], tz)}."
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ WINDOW_CHOICES = (*WINDOWS, CUSTOM)
 BUCKETS_MS = (10_000, 60_000, 300_000, 900_000, 1_800_000, HOUR_MS, 3 * HOUR_MS, 6 * HOUR_MS,
               24 * HOUR_MS)  # fmt: skip
 MAX_POINTS = 400
-OPS_EVENT_KINDS = ("maintenance.", "alert.")
+OPS_EVENT_KINDS = ("maintenance.", "alert.", "callback.")
 MB = 2**20
 
 

@@ -10,6 +10,7 @@ speaks SQL. It is split by concern:
 - engine/store_ops.py: operations: events, telemetry, probes, history windows, retention,
   database size and vacuum (`OperationsSide`);
 - engine/store_fts.py: the full-text search rows and queries (`fts_body`, `fts_query`);
+- engine/store_callbacks.py: job-completion callbacks due and their attempts (`CallbackSide`);
 - this module: submitting and reading jobs, filters, search, settings, and `Store`, which
   combines them all. Every public name is importable from here as before.
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
 from engine.jobs import Job, JobState
+from engine.store_callbacks import CallbackSide, DueCallback
 from engine.store_db import BUSY_TIMEOUT_MS, SCHEMA_DIR, Database, connect, now_ms, storage_error
 from engine.store_fts import (
     _CJK_GAP,
@@ -43,6 +45,8 @@ from engine.store_queue import JobResult, QueueSide, Recovery
 
 # Everything other modules import from engine.store, including what moved to its parts.
 __all__ = [
+    "CallbackSide",
+    "DueCallback",
     "BUSY_TIMEOUT_MS",
     "FTS_ROWS_PER_JOB",
     "SCHEMA_DIR",
@@ -83,6 +87,7 @@ class NewJob:
     source: str = "web"
     use_default_hotwords: bool = True  # False: the operator's default hotwords do not apply
     compare_of: int | None = None  # the job this one re-runs for comparison
+    callback_url: str | None = None  # POSTed the job's JSON when it ends (engine/callbacks.py)
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def _refuse_when_full(conn: sqlite3.Connection, queue_max: int) -> None:
         )
 
 
-class Store(QueueSide, OperationsSide):
+class Store(QueueSide, OperationsSide, CallbackSide):
     """A handle on jobs.db, safe to share between threads (one connection per thread)."""
 
     # --- submit and read -------------------------------------------------------------------
@@ -142,6 +147,10 @@ class Store(QueueSide, OperationsSide):
                 ),
             )  # fmt: skip
             job_id = cursor.lastrowid
+            if new.callback_url:
+                conn.execute(
+                    "INSERT INTO callbacks (job_id, url) VALUES (?, ?)", (job_id, new.callback_url)
+                )
         return self.get(job_id)
 
     def submit_comparison(
@@ -270,6 +279,13 @@ class Store(QueueSide, OperationsSide):
                        inference_ms = NULL, total_ms = NULL, rtf = NULL,
                        submitted_at = ?, updated_at = ? WHERE id = ?""",
                 (now, now, job_id),
+            )
+            # its next end is announced again, however the last one's delivery went
+            conn.execute(
+                """UPDATE callbacks SET attempts = 0, next_at = NULL, delivered_at = NULL,
+                       gave_up_at = NULL, last_status = NULL, last_error = NULL
+                   WHERE job_id = ?""",
+                (job_id,),
             )
         return self.get(job_id)
 

@@ -27,7 +27,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine import audio, maintenance, telemetry
+from engine import audio, callbacks, maintenance, telemetry
 from engine.config import Settings
 from engine.errors import DatabaseError, SeacoError, StorageFullError
 from engine.hotwords import default_hotwords, merge_hotwords
@@ -456,9 +456,11 @@ class Worker:
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
         scheduler.add_job(self._check_queue_armed, "interval", seconds=self.settings.heartbeat_s)
         scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
-        # Operations (on their own thread pool): telemetry, the /health self-probe, maintenance.
+        # Operations (on their own thread pool): telemetry, the /health self-probe,
+        # maintenance, job-completion callbacks.
         telemetry.register(scheduler, self.settings, self.store)
         maintenance.register(scheduler, self.settings, self.store)
+        callbacks.register(scheduler, self.settings, self.store)
         scheduler.start()
         self._schedule("model", self._model_tick, 0)
         while not self.stop_requested.is_set():

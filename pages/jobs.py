@@ -146,6 +146,8 @@ def show_job(job_id: int, t_ms: int) -> None:
     if job.state is JobState.DONE and job.effective_hotwords:
         compare_without_hotwords(job)
 
+    if callback := jobs_view.callback_line(store, job, tz):
+        st.caption(callback)
     with st.expander("Timings"):
         st.dataframe(jobs_view.timing_rows(job, tz), hide_index=True, width="stretch")
 
