@@ -3,7 +3,9 @@ random-weight models (built once per test session, in the real FunASR format).""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,34 @@ def tiny_service(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str
     finally:
         assert stop(proc) == 0
         assert "Traceback" not in (tmp / "data.log").read_text()
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
+        status = self.server.status  # type: ignore[attr-defined]
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[ThreadingHTTPServer]:
+    """A real HTTP server on a free port (webhooks, callbacks): `.received` holds every
+    POST as (path, headers, body), `.status` is what it answers (a 3xx adds a Location),
+    `.url` is http://127.0.0.1:PORT/asr-done."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHandler)
+    server.received = []  # type: ignore[attr-defined]
+    server.status = 204  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/asr-done"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

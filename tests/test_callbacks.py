@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -22,33 +21,9 @@ from tests.conftest import make_settings
 from tests.procs import get_health, serve, stop, wait_for
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
-        status = self.server.status  # type: ignore[attr-defined]
-        self.send_response(status)
-        if 300 <= status < 400:
-            self.send_header("Location", "/elsewhere")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args):
-        pass
-
-
 @pytest.fixture
-def receiver():
-    """A real HTTP server recording (path, headers, body); `.status` is what it answers."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.received = []  # type: ignore[attr-defined]
-    server.status = 204  # type: ignore[attr-defined]
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/asr-done"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver(http_receiver):
+    return http_receiver
 
 
 def queue(store, callback_url: str | None, name: str = "call.wav"):
@@ -170,7 +145,7 @@ def test_a_redirect_is_not_followed_and_a_closed_port_is_an_error(tmp_path, stor
     assert attempt.error == "HTTP 302"
     assert [r[0] for r in receiver.received] == ["/asr-done"]  # /elsewhere never called
 
-    closed = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = closed.server_address[1]
     closed.server_close()  # nothing listens there now
     refused = queue(store, f"http://127.0.0.1:{port}/x", name="b.wav")

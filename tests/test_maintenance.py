@@ -11,7 +11,6 @@ import os
 import socketserver
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -118,26 +117,14 @@ def test_temp_cleanup_deletes_only_files_unused_for_an_hour(tmp_path):
 
 
 # --- GPU memory alert -----------------------------------------------------------------------
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_args):
-        pass
-
-
 @pytest.fixture
-def webhook():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def webhook(http_receiver):
+    """The receiver of alert webhooks (conftest's http_receiver)."""
+    return http_receiver
+
+
+def posted_json(server) -> list[dict]:
+    return [json.loads(body) for _path, _headers, body in server.received]
 
 
 def test_gpu_alert_fires_on_exactly_the_third_consecutive_high_reading(tmp_path, store, webhook):
@@ -165,9 +152,10 @@ def test_gpu_alert_fires_on_exactly_the_third_consecutive_high_reading(tmp_path,
     assert json.loads(alert["data"])["delivery"] == {"alert log": "ok", "webhook": "ok"}
     lines = (settings.log_dir / "alerts.log").read_text().splitlines()
     assert len(lines) == 2 and "gpu_memory GPU 0 (NVIDIA GeForce RTX 3060)" in lines[0]
-    assert len(webhook.received) == 2
-    assert webhook.received[0]["kind"] == "gpu_memory"
-    assert webhook.received[0]["data"]["readings"] == 3
+    alerts_sent = posted_json(webhook)
+    assert len(alerts_sent) == 2
+    assert alerts_sent[0]["kind"] == "gpu_memory"
+    assert alerts_sent[0]["data"]["readings"] == 3
 
 
 def test_the_run_of_high_readings_survives_a_new_worker(store, settings):
