@@ -25,7 +25,7 @@ from engine.intake import submit_upload  # noqa: E402
 from engine.store import open_store  # noqa: E402
 from engine.testmodels import build_test_models  # noqa: E402
 from tests.audio_fixtures import speech  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
+from tests.conftest import make_settings, model_overrides  # noqa: E402
 from tests.procs import start, stop, wait_for  # noqa: E402
 
 
@@ -41,8 +41,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="seaco-bench-"))
     models = build_test_models(tmp / "models", size="tiny")
     settings = make_settings(
-        tmp / "data", asr_model=str(models["asr"]), vad_model=str(models["vad"]),
-        punc_model=str(models["punc"]), device="cpu", ncpu="1", queue_max="1000",
+        tmp / "data", **model_overrides(models), device="cpu", ncpu="1", queue_max="1000",
     )  # fmt: skip
     settings.ensure_dirs()
     clip = speech(tmp / "clip.wav", "jin1 tian1 tian1 qi4 hen3 hao3")

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 
 from engine.benchcorpus import DEFAULT_LENGTHS_S, build_corpus
 from engine.benchreport import format_backlog, format_report
+from engine.waiting import free_port, wait_for
 
 DEFAULT_HOTWORDS = "科哥,阿里巴巴,达摩院"
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,23 +145,6 @@ def run_baseline(spec: dict[str, Any], work: Path, log: Path) -> dict[str, Any]:
 
 
 # --- the system: seaco serve, jobs through the API -------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def _peak_rss_mb(pid: int) -> float | None:
     """VmHWM: the most resident memory the process ever had (Linux)."""
     try:
@@ -188,7 +171,7 @@ def serving(
     env_settings = {
         "SEACO_DATA_DIR": str(data),
         "SEACO_HOST": "127.0.0.1",
-        "SEACO_PORT": str(_free_port()),
+        "SEACO_PORT": str(free_port()),
         "SEACO_ASR_MODEL": spec["asr"],
         "SEACO_VAD_MODEL": spec["vad"],
         "SEACO_PUNC_MODEL": spec["punc"],
@@ -216,12 +199,12 @@ def serving(
     store = open_store(settings.db_path)
     client = ApiClient(f"http://127.0.0.1:{settings.port}", timeout_s=600)
     try:
-        _wait(
+        wait_for(
             lambda: proc.poll() is None and (w := store.latest_worker()) and w["model_loaded"],
             1200,
             "the worker to load the models",
         )
-        _wait(_reachable(client), 300, "the web process")
+        wait_for(_reachable(client), 300, "the web process")
         yield {
             "settings": settings,
             "store": store,
@@ -252,7 +235,7 @@ def run_system(
         started_ms = time.time() * 1000
         ids = [client.submit(Path(f["path"]), hotwords) for f in spec["files"]]
         submitted_ms = time.time() * 1000
-        jobs = _wait(lambda: _all_final(store, ids), 24 * 3600, "the corpus jobs")
+        jobs = wait_for(lambda: _all_final(store, ids), 24 * 3600, "the corpus jobs")
         cpu_s = _tree_cpu_s(served["serve_pid"]) - cpu_started
         wall_s = (max(j.finished_at for j in jobs) - started_ms) / 1000
         failed = [f"{j.id}: {j.error}" for j in jobs if j.state.value != "done"]
@@ -261,7 +244,7 @@ def run_system(
         latency = []
         for _ in range(idle_jobs):
             job_id = client.submit(Path(short["path"]), hotwords)
-            (done,) = _wait(lambda j=job_id: _all_final(store, [j]), 600, "an idle job")
+            (done,) = wait_for(lambda j=job_id: _all_final(store, [j]), 600, "an idle job")
             latency.append(done.started_at - done.submitted_at)
         peak_rss = _peak_rss_mb(served["worker_pid"])
     return {
@@ -316,7 +299,7 @@ def run_backlog(
             client.submit(Path(short[i % len(short)]["path"]), hotwords)
             if i % 20 == 0:
                 sample()
-        _wait(lambda: sample() >= n_jobs, 24 * 3600, "the backlog")
+        wait_for(lambda: sample() >= n_jobs, 24 * 3600, "the backlog")
         wall_s = time.monotonic() - started
         counts = store.counts_by_state()
         vram = (store.latest_worker() or {}).get("info", {}).get("vram_mb")

@@ -22,6 +22,11 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
     return load_settings(environ, env_file=None)
 
 
+def model_overrides(models: dict[str, Path]) -> dict[str, str]:
+    """make_settings/serve overrides that point the three models at `models` (tiny_models)."""
+    return {f"{kind}_model": str(path) for kind, path in models.items()}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     s = make_settings(tmp_path / "data")

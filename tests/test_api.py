@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 from engine.store import open_store
 from tests.audio_fixtures import tone, write_audio
+from tests.conftest import model_overrides
 from tests.procs import ROOT, freeze_outside_a_write, get_health, serve, stop, wait_for
 from tests.test_worker import speech_file
 
@@ -30,8 +31,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def api(tmp_path_factory, tiny_models):
     tmp = tmp_path_factory.mktemp("api")
     cfg, proc, base = serve(
-        tmp, "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]), api_tokens=f"other-token,{TOKEN}",
+        tmp, "data", **model_overrides(tiny_models), api_tokens=f"other-token,{TOKEN}",
     )  # fmt: skip
     try:
         wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
@@ -216,8 +216,7 @@ def test_metrics(api, mp3):
 
 def test_overload_answers_only_202_or_503_and_loses_nothing(tmp_path, tiny_models):
     cfg, proc, base = serve(
-        tmp_path, "busy", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]), queue_max="3", max_upload_mb="1",
+        tmp_path, "busy", **model_overrides(tiny_models), queue_max="3", max_upload_mb="1",
         sync_timeout_s="2",
     )  # fmt: skip
     store = open_store(cfg.db_path)

@@ -17,7 +17,7 @@ from engine.errors import InvalidCallbackUrlError
 from engine.jobs import JobState, Sentence
 from engine.store import JobResult, NewJob
 from tests.audio_fixtures import tone, write_audio
-from tests.conftest import make_settings
+from tests.conftest import make_settings, model_overrides
 from tests.procs import get_health, serve, stop, wait_for
 
 
@@ -184,8 +184,7 @@ def test_deleting_a_job_drops_its_callback(store, receiver):
 @pytest.mark.slow
 def test_api_jobs_announce_their_end_through_the_worker(tmp_path, tiny_models, receiver):
     cfg, proc, base = serve(
-        tmp_path, "cb", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]), callback_secret="k",
+        tmp_path, "cb", **model_overrides(tiny_models), callback_secret="k",
     )  # fmt: skip
     try:
         wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)

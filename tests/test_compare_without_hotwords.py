@@ -12,7 +12,7 @@ from engine.jobs import PRIORITY_NORMAL, JobState
 from engine.metrics_text import hotword_change, hotwords_present
 from engine.store import JobResult, NewJob, Store, open_store
 from tests.audio_fixtures import speech
-from tests.conftest import make_settings
+from tests.conftest import make_settings, model_overrides
 from tests.procs import start, stop, wait_for
 
 
@@ -96,8 +96,7 @@ def test_resubmit_refuses_a_job_whose_audio_file_is_gone(store, settings):
 @pytest.mark.slow
 def test_the_worker_runs_the_comparison_without_job_or_default_hotwords(tmp_path, tiny_models):
     settings = make_settings(
-        tmp_path / "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]), device="cpu", ncpu="1", hotwords="科哥",
+        tmp_path / "data", **model_overrides(tiny_models), device="cpu", ncpu="1", hotwords="科哥",
         lease_s="5", heartbeat_s="1",
     )  # fmt: skip
     settings.ensure_dirs()

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from engine.store import open_store
+from tests.conftest import model_overrides
 from tests.procs import get_health, serve, stop, wait_for
 from tests.test_worker import speech_file
 
@@ -21,8 +22,7 @@ CHROMIUM = shutil.which("chromium")
 def service(tmp_path_factory, tiny_models):
     tmp_path = tmp_path_factory.mktemp("serve")
     settings, proc, base_url = serve(
-        tmp_path, "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]),
+        tmp_path, "data", **model_overrides(tiny_models),
     )  # fmt: skip
     try:
         wait_for(lambda: get_health(base_url)[1].get("status") == "ok", timeout=180,

@@ -8,6 +8,7 @@ import pytest
 
 from engine.audio import decode
 from engine.benchcorpus import build_corpus
+from tests.conftest import make_settings, model_overrides
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -99,12 +100,10 @@ def test_worker_uses_audio_decoded_ahead_and_finishes_every_job(tmp_path, tiny_m
     from engine.intake import submit_upload
     from engine.jobs import JobState
     from engine.store import open_store
-    from tests.conftest import make_settings
     from tests.procs import start
 
     settings = make_settings(
-        tmp_path / "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]), device="cpu", ncpu="1", decode_ahead="2",
+        tmp_path / "data", **model_overrides(tiny_models), device="cpu", ncpu="1", decode_ahead="2",
     )  # fmt: skip
     settings.ensure_dirs()
     store = open_store(settings.db_path)
@@ -198,12 +197,10 @@ def test_worker_batches_jobs_with_the_same_hotwords_in_queue_order(tmp_path, tin
     from engine.intake import submit_upload
     from engine.jobs import JobState
     from engine.store import open_store
-    from tests.conftest import make_settings
     from tests.procs import start
 
     settings = make_settings(
-        tmp_path / "data", asr_model=str(tiny_models["asr"]), vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]), device="cpu", ncpu="1", batch_jobs="3",
+        tmp_path / "data", **model_overrides(tiny_models), device="cpu", ncpu="1", batch_jobs="3",
     )  # fmt: skip
     settings.ensure_dirs()
     store = open_store(settings.db_path)

@@ -11,7 +11,7 @@ from engine.intake import audio_path_for, submit_upload
 from engine.jobs import JobState
 from engine.store import NewJob, open_store
 from tests.audio_fixtures import speech_samples, tone, write_audio
-from tests.conftest import make_settings
+from tests.conftest import make_settings, model_overrides
 from tests.procs import start, stop, wait_for
 
 pytestmark = pytest.mark.slow
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.slow
 def model_settings(tmp_path, tiny_models):
     settings = make_settings(
         tmp_path / "data",
-        asr_model=str(tiny_models["asr"]),
-        vad_model=str(tiny_models["vad"]),
-        punc_model=str(tiny_models["punc"]),
+        **model_overrides(tiny_models),
         device="cpu",
         ncpu="1",
         hotwords="科哥",
