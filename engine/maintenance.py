@@ -257,7 +257,7 @@ class TempCleanup:
     orphans: OrphanSweep
 
 
-def _cleanup_text(r: TempCleanup) -> str:
+def describe_cleanup(r: TempCleanup) -> str:
     text = f"Removed {r.temp.removed} files ({r.temp.bytes / 2**20:.1f} MB); kept {r.temp.kept}."
     if r.orphans.removed:
         text += (
@@ -381,7 +381,7 @@ def register(
             store, "temp_cleanup", lambda: TempCleanup(
                 clean_temp(settings.tmp_dir, settings.temp_max_age_s),
                 remove_orphan_audio(store, settings.audio_dir)),
-            _cleanup_text,
+            describe_cleanup,
         ),
         "gpu_check": lambda: run(
             store, "gpu_check", lambda: check_gpu_memory(store, settings, watch, nvml),

@@ -335,7 +335,7 @@ def test_orphan_audio_left_by_a_refused_upload_is_swept_after_an_hour(tmp_path):
 
     # recorded as part of the temp cleanup's event
     both = maintenance.TempCleanup(maintenance.clean_temp(settings.tmp_dir, 3600), swept)
-    result = maintenance.run(store, "temp_cleanup", lambda: both, maintenance._cleanup_text)
+    result = maintenance.run(store, "temp_cleanup", lambda: both, maintenance.describe_cleanup)
     event = store.events(limit=1)[0]
     assert "Deleted 1 stored audio files no job uses" in event["message"]
     assert json.loads(event["data"])["orphans"]["removed"] == 1 and result.orphans == swept
