@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from engine import service
-from engine.health import health
+from engine import web_process
+from engine.dashboard import system_info
 
 st.set_page_config(page_title="SeACo ASR", page_icon="🎙️", layout="wide")
 
@@ -24,7 +24,7 @@ page = st.navigation(
 
 @st.fragment(run_every=5)
 def sidebar_status() -> None:
-    report = health(service.store(), service.settings())
+    report = system_info.service_health(web_process.store(), web_process.settings())
     badge = {"ok": "🟢", "degraded": "🟠", "down": "🔴"}[report["status"]]
     st.markdown(f"**Health:** {badge} {report['status']}")
     checks = report["checks"]

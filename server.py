@@ -7,7 +7,7 @@ it with uvicorn.
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from engine.http import routes
+from engine.web.app import routes
 
 # dashboard.py routes with st.navigation, but Streamlit also sees the pages/ folder and, until
 # the first st.navigation call in this process, treats the app as an old-style multipage app.

@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import audio  # noqa: E402
-from engine.asr import AsrPipeline  # noqa: E402
 from engine.intake import submit_upload  # noqa: E402
+from engine.recognition.pipeline import AsrPipeline  # noqa: E402
+from engine.recognition.random_models import build_test_models  # noqa: E402
 from engine.store import open_store  # noqa: E402
-from engine.testmodels import build_test_models  # noqa: E402
 from tests.audio_fixtures import speech  # noqa: E402
 from tests.conftest import make_settings, model_overrides  # noqa: E402
 from tests.procs import start, stop, wait_for  # noqa: E402

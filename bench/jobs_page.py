@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import jobs_view  # noqa: E402
+from engine.dashboard import jobs_page  # noqa: E402
 from engine.jobs import Sentence  # noqa: E402
 from engine.store import JobResult, NewJob, Store, open_store  # noqa: E402
 
@@ -128,16 +128,16 @@ def main() -> None:
     utc = dt.UTC
     march = (dt.date(2026, 3, 1), dt.date(2026, 3, 7))
     cases = {
-        "list: first page, no filter": page_view(store, jobs_view.job_filter()),
-        "list: state = failed": page_view(store, jobs_view.job_filter(state="failed")),
-        "list: one week": page_view(store, jobs_view.job_filter(days=march, tz=utc)),
-        "list: name contains 会议": page_view(store, jobs_view.job_filter(name="会议")),
-        "list: one batch": page_view(store, jobs_view.job_filter(batch_id="b100")),
-        "list: page 1000 (offset 49 950)": page_view(store, jobs_view.job_filter(), 49_950),
-        "search: rare word (兰试)": lambda: jobs_view.search(store, "兰试"),
-        "search: two common words (的 是)": lambda: jobs_view.search(store, "的 是"),
-        "search: commonest character (的)": lambda: jobs_view.search(store, "的"),
-        "search: no match (火星)": lambda: jobs_view.search(store, "火星"),
+        "list: first page, no filter": page_view(store, jobs_page.job_filter()),
+        "list: state = failed": page_view(store, jobs_page.job_filter(state="failed")),
+        "list: one week": page_view(store, jobs_page.job_filter(days=march, tz=utc)),
+        "list: name contains 会议": page_view(store, jobs_page.job_filter(name="会议")),
+        "list: one batch": page_view(store, jobs_page.job_filter(batch_id="b100")),
+        "list: page 1000 (offset 49 950)": page_view(store, jobs_page.job_filter(), 49_950),
+        "search: rare word (兰试)": lambda: jobs_page.search(store, "兰试"),
+        "search: two common words (的 是)": lambda: jobs_page.search(store, "的 是"),
+        "search: commonest character (的)": lambda: jobs_page.search(store, "的"),
+        "search: no match (火星)": lambda: jobs_page.search(store, "火星"),
     }
     print(f"\n{total} jobs in {db} ({store.database_bytes() / 1e6:.0f} MB)\n")
     print("| query | p50 ms | p95 ms |\n|---|---|---|")

@@ -1,6 +1,6 @@
 """SEACO_PRECISION: recognition time and agreement of fp16/bf16 against fp32, in one run.
 
-Loads the service's pipeline (engine.asr.pipeline_for, as the worker does) once per
+Loads the service's pipeline (engine.recognition.pipeline.pipeline_for, as the worker does) once per
 precision, then transcribes the same espeak-ng corpus with each, alternating the order in
 every round (other work on a shared machine falls on both sides), and reports per-round wall
 times, the ratio to fp32, and how far each precision's text is from fp32's (character edit
@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import audio  # noqa: E402
-from engine.asr import pipeline_for  # noqa: E402
-from engine.benchcorpus import build_corpus  # noqa: E402
+from engine.accuracy import edit_counts  # noqa: E402
 from engine.config import load_settings  # noqa: E402
-from engine.metrics_text import edit_counts  # noqa: E402
+from engine.recognition.pipeline import pipeline_for  # noqa: E402
+from engine.tools.benchmark_corpus import build_corpus  # noqa: E402
 
 
 def main() -> int:

@@ -28,9 +28,9 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from engine import __version__
 from engine.config import Settings
+from engine.cron import ensure_ops_executor
 from engine.errors import InvalidCallbackUrlError
 from engine.jobs import job_document
-from engine.schedules import ensure_ops_executor
 from engine.store import Store, now_ms
 
 log = logging.getLogger("seaco.callbacks")

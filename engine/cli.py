@@ -11,18 +11,18 @@ from pathlib import Path
 
 from engine.config import SETTINGS_DOC, load_settings
 from engine.errors import SeacoError
-from engine.logs import configure_logging
+from engine.logging_setup import configure_logging
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from engine.supervisor import serve
+    from engine.worker.supervisor import serve
 
     configure_logging("supervisor")
     return serve(load_settings())
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from engine.supervisor import stop_instance
+    from engine.worker.supervisor import stop_instance
 
     configure_logging("supervisor")
     stopped = stop_instance(load_settings())
@@ -34,7 +34,7 @@ TEST_PIPELINE_ENV = "SEACO_TEST_PIPELINE"
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from engine.worker import load_pipeline, run_worker
+    from engine.worker.queue_worker import load_pipeline, run_worker
 
     configure_logging("worker")
     factory = load_pipeline
@@ -52,7 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_models_build_test(args: argparse.Namespace) -> int:
-    from engine.testmodels import build_test_models
+    from engine.recognition.random_models import build_test_models
 
     configure_logging("models")
     started = time.monotonic()
@@ -65,7 +65,7 @@ def cmd_models_build_test(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from engine.client import ApiClient, ApiError, default_url, submit_files
+    from engine.tools.submit_client import ApiClient, ApiError, default_url, submit_files
 
     settings = load_settings()
     token = args.token or os.environ.get("SEACO_API_TOKEN") or next(iter(settings.token_list), None)
@@ -92,7 +92,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.health import health
+    from engine.ops.health import health
     from engine.store import open_store
 
     settings = load_settings()
@@ -123,7 +123,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.evaluation import run_eval
+    from engine.tools.evaluation import run_eval
 
     run_eval(
         load_settings(),
@@ -200,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
-    # Its options belong to engine.benchmark (`seaco bench --help`); main() hands them over
-    # before this parser sees them, so the CLI does not import the benchmark to start.
+    # Its options belong to engine.tools.throughput_benchmark (`seaco bench --help`); main()
+    # hands them over before this parser sees them, so the CLI does not import the benchmark
+    # to start.
     p = sub.add_parser("bench", help="throughput: the service against a plain funasr loop")
     return parser
 
@@ -209,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:
-        from engine.benchmark import main as bench_main
+        from engine.tools.throughput_benchmark import main as bench_main
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from engine.cron import OFF, cron_trigger, is_off
 from engine.errors import ConfigError
-from engine.schedules import OFF, cron_trigger, is_off
 
 PROD_ASR_MODEL = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 PROD_VAD_MODEL = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"

@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 from engine.errors import SeacoError
 from engine.jobs import Job, JobState
-from engine.ui import format_ms
 
 # format -> (media type for Content-Type, file extension)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -45,6 +44,17 @@ _MAX_STEM_BYTES = 150
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {
     f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10)
 }
+
+
+def format_ms(ms: int | None) -> str:
+    """1234 -> '1.23 s'; 75_000 -> '1 min 15 s'."""
+    if ms is None:
+        return "–"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min {seconds} s" if hours else f"{minutes} min {seconds} s"
 
 
 class UnknownFormatError(SeacoError):

@@ -262,3 +262,10 @@ def resubmit_without_hotwords(
         priority=priority,
         source=source,
     )
+
+
+def delete_job(store: Store, settings: Settings, job_id: int) -> None:
+    """Delete a job, its transcript and, when no other job shares it, its audio file."""
+    orphan = store.delete_job(job_id)
+    if orphan is not None:
+        (settings.data_dir / orphan).unlink(missing_ok=True)

@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from engine import audio, export, jobs_view, service, ui
+from engine import audio, export, hotword_vocabulary, web_process
+from engine.dashboard import formatting, jobs_page
 from engine.errors import SeacoError
 from engine.hotwords import default_hotwords
 from engine.intake import submit_batch
 
 st.title("Batch transcription")
 
-settings = service.settings()
-store = service.store()
+settings = web_process.settings()
+store = web_process.store()
 batches: list[str] = st.session_state.setdefault("batches", [])
 
 with st.form("batch", clear_on_submit=True):
@@ -34,7 +35,9 @@ if submitted:
         if batch.accepted:
             batches.insert(0, batch.batch_id)
             st.success(f"Queued {len(batch.accepted)} files as batch {batch.batch_id}.")
-            for warning in ui.hotword_warnings(batch.accepted[0].hotwords, settings.asr_model):
+            for warning in hotword_vocabulary.hotword_warnings(
+                batch.accepted[0].hotwords, settings.asr_model
+            ):
                 st.warning(warning)
         for name, exc in batch.rejected:
             st.error(f"{name}: {exc}")
@@ -48,11 +51,11 @@ batch_id = st.selectbox("Batch", batches, format_func=lambda b: f"batch {b}")
 
 @st.fragment(run_every=1)
 def show_batch(batch_id: str) -> None:
-    fraction, line = ui.batch_summary(store.batch_counts(batch_id))
+    fraction, line = formatting.batch_summary(store.batch_counts(batch_id))
     st.progress(fraction, text=line)
     jobs = store.list_jobs(batch_id=batch_id, limit=1000)
     st.dataframe(
-        ui.batch_rows(jobs),
+        formatting.batch_rows(jobs),
         hide_index=True,
         width="stretch",
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0)},
@@ -63,7 +66,7 @@ def show_batch(batch_id: str) -> None:
     fmt = st.selectbox("Format", list(export.FORMATS), key=f"fmt-{batch_id}")
     try:
         # list_jobs leaves sentences out; subtitles need them
-        data = export.export_many(jobs_view.jobs_with_sentences(store, [j.id for j in done]), fmt)
+        data = export.export_many(jobs_page.jobs_with_sentences(store, [j.id for j in done]), fmt)
     except SeacoError as exc:
         st.error(str(exc))
         return

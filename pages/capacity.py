@@ -3,10 +3,11 @@ real-time streams it serves at a target latency, and the queue wait at an arriva
 
 import streamlit as st
 
-from engine import jobs_view, opscharts, opsstats, opsview, service, widgets
+from engine import web_process
+from engine.dashboard import jobs_page, operations_view, ops_aggregates, ops_charts, widgets
 
-store = service.store()
-tz = jobs_view.zone(st.context.timezone)
+store = web_process.store()
+tz = jobs_page.zone(st.context.timezone)
 
 st.title("Capacity")
 win = widgets.time_window("capacity", default="7 d", tz=tz, label="Measured over")
@@ -16,11 +17,13 @@ target = left.number_input("Target latency (s)", min_value=0.1, value=5.0, step=
 chunk = middle.number_input("Stream chunk length (s)", min_value=0.5, value=10.0, step=1.0)
 rate = right.number_input("Arrival rate (jobs per hour)", min_value=0.0, value=60.0, step=10.0)
 
-report = opsview.capacity(store, win, chunk_s=chunk, target_latency_s=target, arrivals_per_h=rate)
+report = operations_view.capacity(
+    store, win, chunk_s=chunk, target_latency_s=target, arrivals_per_h=rate
+)
 if report.model is None:
     st.info("No job finished in this window: nothing measured yet.")
 else:
-    facts = opsview.capacity_facts(report)
+    facts = operations_view.capacity_facts(report)
     for row in (list(facts.items())[:4], list(facts.items())[4:]):
         for column, (label, value) in zip(st.columns(4), row, strict=False):
             column.metric(label, value)
@@ -35,6 +38,6 @@ else:
         )
 
 st.subheader("Utilisation over time")
-st.altair_chart(opscharts.lines(report.busy, "percent", "%"), width="stretch")
+st.altair_chart(ops_charts.lines(report.busy, "percent", "%"), width="stretch")
 with st.expander("Method"):
-    st.markdown(opsstats.CAPACITY_METHOD)
+    st.markdown(ops_aggregates.CAPACITY_METHOD)

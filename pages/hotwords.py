@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine import service, ui
+from engine import hotword_vocabulary, web_process
 from engine.hotwords import DEFAULT_HOTWORDS_KEY, default_hotwords, save_default_hotwords
 
 st.title("Default hotwords")
@@ -11,8 +11,8 @@ st.markdown(
     "file. Separate them with commas, spaces or new lines. A hotword cannot contain a space."
 )
 
-settings = service.settings()
-store = service.store()
+settings = web_process.settings()
+store = web_process.store()
 current = default_hotwords(store, settings)
 edited = store.get_setting(DEFAULT_HOTWORDS_KEY) is not None
 st.caption(
@@ -32,6 +32,6 @@ if saved:
     current = save_default_hotwords(store, text)
     st.success(f"Saved {len(current)} hotwords; the next job uses them.")
 
-for warning in ui.hotword_warnings(current, settings.asr_model):
+for warning in hotword_vocabulary.hotword_warnings(current, settings.asr_model):
     st.warning(warning)
 st.write("In force:", ", ".join(current) if current else "(none)")

@@ -3,14 +3,15 @@ listen, read, export, cancel, retry or delete it. `?job=12&t=3400` opens job 12 
 
 import streamlit as st
 
-from engine import export, intake, jobs_view, service, ui
+from engine import export, intake, web_process
+from engine.dashboard import formatting, jobs_page
 from engine.errors import JobNotFoundError, SeacoError
 from engine.jobs import Job, JobState
 
-settings = service.settings()
-store = service.store()
-tz = jobs_view.zone(st.context.timezone)
-link = jobs_view.read_link(st.query_params)
+settings = web_process.settings()
+store = web_process.store()
+tz = jobs_page.zone(st.context.timezone)
+link = jobs_page.read_link(st.query_params)
 
 
 def back_to_list() -> None:
@@ -30,7 +31,7 @@ def download_buttons(job: Job) -> None:
 
 
 def job_actions(job: Job) -> None:
-    allowed = jobs_view.allowed_actions(job)
+    allowed = jobs_page.allowed_actions(job)
     left, middle, right = st.columns(3)
     try:
         if "cancel" in allowed and left.button("Cancel job"):
@@ -43,7 +44,7 @@ def job_actions(job: Job) -> None:
             with right.popover("Delete job"):
                 st.write("Deletes the transcript and, unless another job uses it, the audio.")
                 if st.button("Delete for good", type="primary"):
-                    jobs_view.delete_job(store, settings, job.id)
+                    intake.delete_job(store, settings, job.id)
                     st.query_params.clear()
                     st.toast(f"Job {job.id} deleted.")
                     st.rerun()
@@ -53,7 +54,7 @@ def job_actions(job: Job) -> None:
 
 def show_hotwords(job: Job) -> None:
     st.markdown("**Hotwords**")
-    presence = jobs_view.hotword_presence(job)
+    presence = jobs_page.hotword_presence(job)
     if not presence.used:
         st.caption("None: the job ran without hotwords." if job.state.is_final else "Not yet.")
         return
@@ -81,9 +82,11 @@ def compare_without_hotwords(job: Job) -> None:
         follow_unfinished(other.id)
         return
     if other.state is not JobState.DONE:
-        st.warning(f"The run without hotwords (job {other.id}) " + ui.job_status_line(other, None))
+        st.warning(
+            f"The run without hotwords (job {other.id}) " + formatting.job_status_line(other, None)
+        )
         return
-    result = jobs_view.compare(job, other)
+    result = jobs_page.compare(job, other)
     st.caption(f"Job {other.id} ran without hotwords. Struck out: its text; underlined: "
                "what the hotwords made instead.")  # fmt: skip
     st.html(result.diff_html if not result.identical else "<p>The transcripts are identical.</p>")
@@ -97,7 +100,7 @@ def follow_unfinished(job_id: int) -> None:
     job = store.get(job_id)
     if job.state.is_final:
         st.rerun()
-    st.info(ui.job_status_line(job, store.queue_position(job_id)))
+    st.info(formatting.job_status_line(job, store.queue_position(job_id)))
 
 
 def show_job(job_id: int, t_ms: int) -> None:
@@ -109,19 +112,19 @@ def show_job(job_id: int, t_ms: int) -> None:
         return
     # page_link navigation leaves the browser's address bare; write the link back into it
     # so the address can be bookmarked or sent to a colleague
-    st.query_params.from_dict(jobs_view.link_params(job.id, t_ms or None))
+    st.query_params.from_dict(jobs_page.link_params(job.id, t_ms or None))
     st.title(f"Job {job.id}: {job.original_name}")
-    st.caption(jobs_view.audio_facts(job) + (f" · batch {job.batch_id}" if job.batch_id else ""))
+    st.caption(jobs_page.audio_facts(job) + (f" · batch {job.batch_id}" if job.batch_id else ""))
 
     if not job.state.is_final:
         follow_unfinished(job.id)
     elif job.state is JobState.FAILED:
-        st.error(ui.job_status_line(job, None))
+        st.error(formatting.job_status_line(job, None))
     elif job.state is JobState.CANCELLED:
-        st.warning(ui.job_status_line(job, None))
+        st.warning(formatting.job_status_line(job, None))
     job_actions(job)
 
-    player = jobs_view.playable_audio(settings, job)
+    player = jobs_page.playable_audio(settings, job)
     if player.data is None:
         st.caption(player.reason)
     else:
@@ -129,16 +132,18 @@ def show_job(job_id: int, t_ms: int) -> None:
 
     if job.state is JobState.DONE:
         columns = st.columns(5)
-        for column, (label, value) in zip(columns, ui.job_metrics(job).items(), strict=True):
+        for column, (label, value) in zip(
+            columns, formatting.job_metrics(job).items(), strict=True
+        ):
             column.metric(label, value)
         st.markdown("**Transcript**")
         st.text_area("Transcript", job.text or "(no speech found)", label_visibility="collapsed")
         if job.sentences:
-            current = jobs_view.current_sentence(job, t_ms) if t_ms else None
+            current = jobs_page.current_sentence(job, t_ms) if t_ms else None
             if current is not None:
                 sentence = job.sentences[current]
-                st.info(f"At {ui.timestamp(sentence.start_ms)}: {sentence.text}")
-            st.dataframe(jobs_view.sentence_table(job), hide_index=True, width="stretch")
+                st.info(f"At {formatting.timestamp(sentence.start_ms)}: {sentence.text}")
+            st.dataframe(jobs_page.sentence_table(job), hide_index=True, width="stretch")
         st.markdown("**Download**")
         download_buttons(job)
 
@@ -146,25 +151,25 @@ def show_job(job_id: int, t_ms: int) -> None:
     if job.state is JobState.DONE and job.effective_hotwords:
         compare_without_hotwords(job)
 
-    if callback := jobs_view.callback_line(store, job, tz):
+    if callback := jobs_page.callback_line(store, job, tz):
         st.caption(callback)
     with st.expander("Timings"):
-        st.dataframe(jobs_view.timing_rows(job, tz), hide_index=True, width="stretch")
+        st.dataframe(jobs_page.timing_rows(job, tz), hide_index=True, width="stretch")
 
 
 def browse() -> None:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
-        state = c1.selectbox("State", jobs_view.STATE_CHOICES)
+        state = c1.selectbox("State", jobs_page.STATE_CHOICES)
         days = c2.date_input("Submitted between", value=(), format="YYYY-MM-DD")
         name = c3.text_input("File name contains")
         batch_id = c4.text_input("Batch id")
-    where = jobs_view.job_filter(state=state, days=days, batch_id=batch_id, name=name, tz=tz)
+    where = jobs_page.job_filter(state=state, days=days, batch_id=batch_id, name=name, tz=tz)
     total = store.count_jobs(where=where)
 
     c1, c2, c3 = st.columns([1, 1, 4])
-    per_page = c1.selectbox("Per page", jobs_view.PAGE_SIZES)
-    pages = jobs_view.page_count(total, per_page)
+    per_page = c1.selectbox("Per page", jobs_page.PAGE_SIZES)
+    pages = jobs_page.page_count(total, per_page)
     page = c2.number_input("Page", min_value=1, max_value=pages, value=1, step=1)
     c3.caption(f"{total} jobs match · page {page} of {pages}")
 
@@ -173,7 +178,7 @@ def browse() -> None:
         st.info("No jobs match these filters." if total else "No jobs yet: transcribe a file.")
         return
     table = st.dataframe(
-        jobs_view.job_rows(jobs, tz),
+        jobs_page.job_rows(jobs, tz),
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -188,13 +193,13 @@ def browse() -> None:
     if len(chosen) == 1:
         st.page_link(
             "pages/jobs.py", label=f"Open job {chosen[0]}", icon="➡️",
-            query_params=jobs_view.link_params(chosen[0]),
+            query_params=jobs_page.link_params(chosen[0]),
         )  # fmt: skip
     c1, c2 = st.columns([1, 3])
     fmt = c1.selectbox("Export format", list(export.FORMATS))
     c2.download_button(
         f"Download {len(chosen)} selected (.zip)",
-        data=export.export_many(jobs_view.jobs_with_sentences(store, chosen), fmt),
+        data=export.export_many(jobs_page.jobs_with_sentences(store, chosen), fmt),
         file_name=f"jobs-{fmt}.zip",
         mime="application/zip",
     )
@@ -204,17 +209,19 @@ def search() -> None:
     query = st.text_input(
         "Search all transcripts", placeholder="会议 预算", help="Every word must appear."
     )
-    outcome = jobs_view.search(store, query)
+    outcome = jobs_page.search(store, query)
     if outcome.message:
         st.caption(outcome.message)
     for hit in outcome.hits:
         with st.container(border=True):
-            st.markdown(jobs_view.snippet_markdown(hit.snippet))
+            st.markdown(jobs_page.snippet_markdown(hit.snippet))
             st.page_link(
                 "pages/jobs.py",
-                label=f"{hit.original_name} · job {hit.job_id} · {ui.timestamp(hit.start_ms)}",
+                label=(
+                    f"{hit.original_name} · job {hit.job_id} · {formatting.timestamp(hit.start_ms)}"
+                ),
                 icon="▶️",
-                query_params=jobs_view.link_params(hit.job_id, hit.start_ms),
+                query_params=jobs_page.link_params(hit.job_id, hit.start_ms),
             )
 
 

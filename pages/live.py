@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import service, ui
+from engine import web_process
+from engine.dashboard import formatting
 from engine.errors import SeacoError
 from engine.intake import submit_upload
 from engine.jobs import PRIORITY_LIVE
@@ -13,8 +14,8 @@ st.caption(
     "long backlog."
 )
 
-settings = service.settings()
-store = service.store()
+settings = web_process.settings()
+store = web_process.store()
 recordings: list[int] = st.session_state.setdefault("recordings", [])
 
 recording = st.audio_input("Record", sample_rate=16000)
@@ -36,10 +37,10 @@ def show_recordings() -> None:
     for job_id in recordings:
         job = store.get(job_id)
         with st.container(border=True):
-            st.markdown(f"**{job.original_name}** · {ui.job_status_line(job, None)}")
+            st.markdown(f"**{job.original_name}** · {formatting.job_status_line(job, None)}")
             if job.state.value == "done":
                 st.write(job.text or "(no speech found)")
-                st.caption(" · ".join(f"{k}: {v}" for k, v in ui.job_metrics(job).items()))
+                st.caption(" · ".join(f"{k}: {v}" for k, v in formatting.job_metrics(job).items()))
 
 
 if recordings:

@@ -3,11 +3,12 @@ leak verdict, error log lines, worst delays) for any window, its incidents, and 
 
 import streamlit as st
 
-from engine import jobs_view, service, stability, widgets
+from engine import web_process
+from engine.dashboard import jobs_page, stability, widgets
 
-settings = service.settings()
-store = service.store()
-tz = jobs_view.zone(st.context.timezone)
+settings = web_process.settings()
+store = web_process.store()
+tz = jobs_page.zone(st.context.timezone)
 
 st.title("Stability")
 win = widgets.time_window("stability", default="72 h", tz=tz)
@@ -19,7 +20,7 @@ st.subheader("Incidents")
 if report.incidents:
     st.dataframe(
         [
-            {"time": jobs_view.format_time(i["time"], tz), "kind": i["kind"], "detail": i["detail"]}
+            {"time": jobs_page.format_time(i["time"], tz), "kind": i["kind"], "detail": i["detail"]}
             for i in report.incidents
         ],
         hide_index=True,

@@ -3,20 +3,20 @@ package versions, health checks and the settings in force."""
 
 import streamlit as st
 
-from engine import gpu, service, sysinfo, ui
+from engine import web_process
 from engine.config import SETTINGS_DOC
-from engine.health import health
+from engine.dashboard import formatting, system_info
 
 st.title("System")
 
-settings = service.settings()
-store = service.store()
+settings = web_process.settings()
+store = web_process.store()
 
 
 @st.fragment(run_every=5)
 def live_overview() -> None:
-    gpus = gpu.read_gpus()
-    facts = sysinfo.overview(store, settings, gpus)
+    gpus = system_info.read_gpus()
+    facts = system_info.overview(store, settings, gpus)
     items = list(facts.items())
     for row in (items[:4], items[4:]):
         for column, (label, value) in zip(st.columns(4), row, strict=False):
@@ -26,9 +26,9 @@ def live_overview() -> None:
         st.info(gpus.summary())
     else:
         st.caption(f"Driver {gpus.driver_version} · CUDA {gpus.cuda_version}")
-        st.dataframe(sysinfo.gpu_rows(gpus), hide_index=True, width="stretch")
+        st.dataframe(system_info.gpu_rows(gpus), hide_index=True, width="stretch")
 
-    report = health(store, settings)
+    report = system_info.service_health(store, settings)
     st.subheader(f"Health: {report['status']}")
     st.dataframe(
         [
@@ -39,14 +39,14 @@ def live_overview() -> None:
         width="stretch",
     )
     if "could not be loaded" in report["checks"].get("model", {}).get("detail", ""):
-        st.markdown(ui.model_fix_hint())
+        st.markdown(formatting.model_fix_hint())
 
 
 live_overview()
 
-worker = sysinfo.worker_view(store)
+worker = system_info.worker_view(store)
 st.subheader("Models")
-models = sysinfo.model_rows(worker)
+models = system_info.model_rows(worker)
 if not models:
     st.info("The worker has not loaded the models yet.")
 else:
@@ -71,7 +71,7 @@ st.subheader("Jobs by state")
 st.dataframe([store.counts_by_state()], hide_index=True)
 
 st.subheader("Versions")
-st.dataframe([sysinfo.package_versions()], hide_index=True)
+st.dataframe([system_info.package_versions()], hide_index=True)
 
 st.subheader("Settings")
 st.dataframe(

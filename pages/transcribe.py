@@ -2,22 +2,22 @@
 
 import streamlit as st
 
-from engine import audio, service, ui
+from engine import audio, hotword_vocabulary, web_process
+from engine.dashboard import formatting, system_info
 from engine.errors import SeacoError
-from engine.health import health
 from engine.hotwords import default_hotwords
 from engine.intake import submit_upload
 
 st.title("Transcribe a file")
 
-settings = service.settings()
-store = service.store()
-report = health(store, settings)
+settings = web_process.settings()
+store = web_process.store()
+report = system_info.service_health(store, settings)
 if report["checks"].get("model", {}).get("status") != "ok":
     st.warning(report["checks"].get("model", {}).get("detail", "Models are not loaded."))
     if "could not be loaded" in report["checks"]["model"]["detail"]:
         with st.expander("How to fix this"):
-            st.markdown(ui.model_fix_hint())
+            st.markdown(formatting.model_fix_hint())
 
 with st.form("upload", clear_on_submit=False):
     upload = st.file_uploader(
@@ -43,7 +43,7 @@ if submitted:
             st.error(str(exc))
         else:
             st.session_state["transcribe_job"] = job.id
-            for warning in ui.hotword_warnings(job.hotwords, settings.asr_model):
+            for warning in hotword_vocabulary.hotword_warnings(job.hotwords, settings.asr_model):
                 st.warning(warning)
 
 
@@ -51,7 +51,7 @@ if submitted:
 def show_job(job_id: int) -> None:
     job = store.get(job_id)
     st.subheader(f"Job {job.id}: {job.original_name}")
-    line = ui.job_status_line(job, store.queue_position(job.id))
+    line = formatting.job_status_line(job, store.queue_position(job.id))
     if job.state.value == "failed":
         st.error(line)
     elif job.state.is_final:
@@ -63,13 +63,13 @@ def show_job(job_id: int) -> None:
     st.markdown("**Transcript**")
     st.text_area("Transcript", job.text or "(no speech found)", label_visibility="collapsed")
     columns = st.columns(5)
-    for column, (label, value) in zip(columns, ui.job_metrics(job).items(), strict=True):
+    for column, (label, value) in zip(columns, formatting.job_metrics(job).items(), strict=True):
         column.metric(label, value)
     if job.effective_hotwords:
         st.caption("Hotwords used: " + ", ".join(job.effective_hotwords))
     if job.sentences:
         st.markdown("**Sentences**")
-        st.dataframe(ui.sentence_rows(job), hide_index=True, width="stretch")
+        st.dataframe(formatting.sentence_rows(job), hide_index=True, width="stretch")
 
 
 if "transcribe_job" in st.session_state:

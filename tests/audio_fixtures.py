@@ -151,3 +151,9 @@ def speech_samples(path: Path, text: str = "jin1 tian1 tian1 qi4 hen3 hao3") -> 
 
     samples, _info = decode(speech(path, text))
     return samples
+
+
+def speech_file(tmp_path, fmt="mp3", text="jin1 tian1 tian1 qi4 hen3 hao3"):
+    """Speech from espeak-ng (see speech_samples) in the given container format."""
+    samples = speech_samples(tmp_path / f"speech-{fmt}.wav", text)
+    return write_audio(tmp_path / f"speech.{fmt}", samples, 16000, fmt)

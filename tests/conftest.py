@@ -43,19 +43,19 @@ def store(settings: Settings) -> Store:
 
 @pytest.fixture
 def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """SEACO_DATA_DIR set for code that reads the process's settings (pages, engine.service),
+    """SEACO_DATA_DIR set for code that reads the process's settings (pages, engine.web_process),
     with service's cached settings and store dropped before and after."""
-    from engine import service
+    from engine import web_process
 
     monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
-    service.settings.cache_clear()
-    yield service.settings()
-    service.settings.cache_clear()
+    web_process.settings.cache_clear()
+    yield web_process.settings()
+    web_process.settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from engine.testmodels import build_test_models
+    from engine.recognition.random_models import build_test_models
 
     return build_test_models(tmp_path_factory.mktemp("models"), size="tiny", seed=0)
 

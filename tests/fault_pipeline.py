@@ -1,11 +1,12 @@
 """Test seam: the real pipeline, made to hang or crash on a marked job.
 
 A worker started with SEACO_TEST_PIPELINE=tests.fault_pipeline:load (read by engine/cli.py,
-nowhere else) builds its pipeline here: the real FunASR pipeline (engine.worker.load_pipeline)
-with `transcribe` wrapped. A job whose hotwords include HANG_WORD never returns, as a decoder
-stuck inside native code would (the heartbeat thread keeps running, so only the hard time
-limit can catch it); one with CRASH_WORD kills the process with SIGSEGV, as a crash in native
-code would. Every other job runs through the real pipeline unchanged.
+nowhere else) builds its pipeline here: the real FunASR pipeline
+(engine.worker.queue_worker.load_pipeline) with `transcribe` wrapped. A job whose hotwords
+include HANG_WORD never returns, as a decoder stuck inside native code would (the heartbeat
+thread keeps running, so only the hard time limit can catch it); one with CRASH_WORD kills
+the process with SIGSEGV, as a crash in native code would. Every other job runs through the
+real pipeline unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 from typing import Any
 
 from engine.config import Settings
-from engine.worker import load_pipeline
+from engine.worker.queue_worker import load_pipeline
 
 SPEC = "tests.fault_pipeline:load"
 HANG_WORD = "seacotesthang"

@@ -80,8 +80,8 @@ def _forked_worker(settings: Settings, log: Path) -> None:
         os.dup2(fd, 2)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-        from engine.logs import configure_logging
-        from engine.worker import run_worker
+        from engine.logging_setup import configure_logging
+        from engine.worker.queue_worker import run_worker
 
         configure_logging("worker")
         code = run_worker(settings)
@@ -125,7 +125,7 @@ def fork_worker(settings: Settings, log: Path) -> multiprocessing.process.BasePr
     kill twenty of them. (Forking the test process itself would copy whatever threads and
     locks earlier tests left in it.)"""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["funasr", "engine.worker", "tests.procs"])
+    ctx.set_forkserver_preload(["funasr", "engine.worker.queue_worker", "tests.procs"])
     process = ctx.Process(target=_forked_worker, args=(settings, log), daemon=False)
     process.start()
     return process

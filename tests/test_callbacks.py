@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from engine import callbacks, jobs_view
+from engine import callbacks
+from engine.dashboard import jobs_page
 from engine.errors import InvalidCallbackUrlError
 from engine.jobs import JobState, Sentence
 from engine.store import JobResult, NewJob
@@ -159,17 +160,17 @@ def test_the_job_page_says_how_the_callback_went(tmp_path, store, receiver):
     utc = dt.timezone.utc
     settings = make_settings(tmp_path)
     job = queue(store, receiver.url)
-    assert jobs_view.callback_line(store, job, utc).endswith(": sent when the job ends.")
+    assert jobs_page.callback_line(store, job, utc).endswith(": sent when the job ends.")
     receiver.status = 503
     finish(store, job)
     callbacks.deliver_due(store, settings, now=0)
     assert "attempt 1 failed (HTTP 503); next try 1970-01-01 00:00:30" in (
-        jobs_view.callback_line(store, store.get(job.id), utc)
+        jobs_page.callback_line(store, store.get(job.id), utc)
     )
     receiver.status = 200
     callbacks.deliver_due(store, settings, now=30_000)
-    assert "delivered 1970-01-01 00:00:30 (HTTP 200)" in jobs_view.callback_line(store, job, utc)
-    assert jobs_view.callback_line(store, queue(store, None, name="n.wav"), utc) is None
+    assert "delivered 1970-01-01 00:00:30 (HTTP 200)" in jobs_page.callback_line(store, job, utc)
+    assert jobs_page.callback_line(store, queue(store, None, name="n.wav"), utc) is None
 
 
 def test_deleting_a_job_drops_its_callback(store, receiver):

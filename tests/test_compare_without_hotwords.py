@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from engine.accuracy import hotword_change, hotwords_present
 from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
 from engine.hotwords import save_default_hotwords
 from engine.intake import resubmit_without_hotwords, submit_upload
 from engine.jobs import PRIORITY_NORMAL, JobState
-from engine.metrics_text import hotword_change, hotwords_present
 from engine.store import JobResult, NewJob, Store, open_store
 from tests.audio_fixtures import speech
 from tests.conftest import make_settings, model_overrides

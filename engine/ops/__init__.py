@@ -1,0 +1,1 @@
+"""Operations: telemetry, maintenance, alerts, the GPU seam, health and Prometheus metrics."""

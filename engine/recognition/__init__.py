@@ -1,0 +1,1 @@
+"""Speech recognition: the only package that imports funasr and torch (worker process only)."""

@@ -1,0 +1,1 @@
+"""Command-line tools beside the service: throughput benchmark, evaluation, the submit client."""

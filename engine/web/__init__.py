@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI apps and routes served on the dashboard's port."""

@@ -1,0 +1,1 @@
+"""The processes that run jobs: the supervisor, the worker and what keeps it healthy."""

@@ -1,0 +1,532 @@
+"""The worker: the one process that owns the model and works through the queue in order.
+
+Shape (huey's consumer, rq's worker): `initialize()` registers and recovers, `loop()` does at
+most one job, `shutdown()` tears down. An APScheduler scheduler drives everything: the queue
+tick (which re-schedules itself at once after a job and after `SEACO_IDLE_POLL_MS` when idle,
+so a new job starts within tens of milliseconds without busy-looping), heartbeats that also
+renew the running job's lease, the sweep that re-queues jobs of dead workers, and model
+retries. Signal handlers only set flags: the first SIGTERM/SIGINT finishes the current job
+and stops, a second one gives the job back to the queue and exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine import audio, callbacks
+from engine.config import Settings
+from engine.errors import DatabaseError, SeacoError, StorageFullError
+from engine.hotwords import default_hotwords, merge_hotwords
+from engine.jobs import Job
+from engine.ops import maintenance, telemetry
+from engine.store import JobResult, Store, open_store
+from engine.worker.decode_ahead import PcmCache, Prefetcher
+from engine.worker.job_batching import pick_companions
+from engine.worker.memory_guard import recycle_reason, rss_mb, vram_mb
+from engine.worker.watchdog import record_recovery
+
+log = logging.getLogger("seaco.worker")
+WORKER_ROWS_KEPT_MS = 7 * 24 * 3600 * 1000  # each (re)start adds a row; keep a week of them
+
+
+class Pipeline(Protocol):
+    def transcribe(self, samples: Any, hotwords: list[str] | None = None) -> Any: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+PipelineFactory = Callable[[Settings], Pipeline]
+
+
+def load_pipeline(settings: Settings) -> Pipeline:
+    """The production pipeline; imported here so only the worker pays for funasr/torch."""
+    from engine.recognition.pipeline import pipeline_for
+
+    return pipeline_for(settings)
+
+
+def user_error(exc: BaseException) -> str:
+    """A sentence for the job's error column. Our own errors are already written for users;
+    anything else is a bug or a resource problem, named with its class."""
+    if isinstance(exc, SeacoError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return "The job's audio file is missing from the data directory (deleted or moved)."
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return (
+            "Recognition ran out of memory on this file. Try a shorter file, or lower "
+            "SEACO_BATCH_SIZE_S."
+        )
+    return f"Recognition failed unexpectedly ({type(exc).__name__}: {exc}). See the service log."
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        pipeline_factory: PipelineFactory = load_pipeline,
+        burst: bool = False,
+        max_jobs: int | None = None,
+    ):
+        self.settings = settings
+        self.store = store or open_store(
+            settings.db_path, busy_timeout_s=settings.db_busy_timeout_s
+        )
+        self.pipeline_factory = pipeline_factory
+        self.burst = burst  # drain the queue, then stop (rq's work(burst=True); for tests)
+        self.max_jobs = max_jobs  # `--max-jobs`; otherwise SEACO_WORKER_MAX_JOBS applies
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.pipeline: Pipeline | None = None
+        self.model_error: str | None = None
+        self.model_info: dict[str, Any] = {}
+        self.current: Job | None = None
+        self.companions: list[Job] = []  # claimed with `current` (cross-job batching)
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self.state = "starting"
+        self.stop_requested = threading.Event()
+        self.abort_requested = threading.Event()
+        self._ticking = False  # a queue tick is running (see _check_queue_armed)
+        self._queue_missing = False
+        self._scheduler: BackgroundScheduler | None = None
+        self.prefetcher: Prefetcher | None = None
+        if settings.decode_ahead > 0:  # decode the next jobs while the model works
+            cache = PcmCache(settings.tmp_dir / "pcm", settings.pcm_cache_mb * 2**20)
+            self.prefetcher = Prefetcher(
+                cache, settings.data_dir, settings.max_duration_s, settings.decode_ahead
+            )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def initialize(self) -> None:
+        self.settings.ensure_dirs()
+        self.store.register_worker(self.id, os.getpid(), socket.gethostname())
+        self.store.prune_workers(older_than_ms=WORKER_ROWS_KEPT_MS)
+        self.recover()
+        self.store.add_event("worker.start", f"Worker {self.id} started.")
+
+    def load_model(self) -> bool:
+        """Load the pipeline; on failure remember why (for /health) and try again later."""
+        self._set_state("loading")
+        started = time.monotonic()
+        try:
+            self.pipeline = self.pipeline_factory(self.settings)
+        except Exception as exc:  # a bad model must not kill the worker: it reports and retries
+            self.pipeline = None
+            self.model_error = user_error(exc)
+            log.error("model load failed: %s", self.model_error)
+            log.debug("model load traceback:\n%s", traceback.format_exc())
+            self.store.add_event("model.error", self.model_error, level="error")
+            self._set_state("model_error")
+            return False
+        self.model_error = None
+        self.model_info = self.pipeline.info()
+        seconds = time.monotonic() - started
+        log.info("models loaded in %.1f s: %s", seconds, self.model_info)
+        self.store.add_event(
+            "model.loaded", f"Models loaded in {seconds:.1f} s.", data=self.model_info
+        )
+        self._set_state("ready")
+        return True
+
+    def recover(self) -> None:
+        """Jobs whose worker died (its lease ran out) are queued again or failed as poison."""
+        record_recovery(self.store, self.store.requeue_abandoned())
+
+    def heartbeat(self) -> None:
+        try:
+            self.store.heartbeat(
+                self.id,
+                state=self.state,
+                lease_s=self.settings.lease_s,
+                model_loaded=self.pipeline is not None,
+                model_error=self.model_error,
+                current_job_id=self.current.id if self.current else None,
+                info={**self.model_info, "pid": os.getpid(), **self._memory()},
+                jobs_done=self.jobs_done,
+                jobs_failed=self.jobs_failed,
+            )
+            for job in list(self.companions):  # the heartbeat renews only current's lease
+                self.store.renew_lease(job.id, self.id, self.settings.lease_s)
+        except Exception:  # a missed heartbeat is survivable; a dead scheduler thread is not
+            log.exception("heartbeat failed")
+
+    @staticmethod
+    def _memory() -> dict[str, float]:
+        """RSS (and VRAM on a GPU) for the heartbeat, so /health and the soak can watch it."""
+        memory = {"rss_mb": round(rss_mb(), 1)}
+        vram = vram_mb()
+        if vram is not None:
+            memory["vram_mb"] = round(vram, 1)
+        return memory
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.heartbeat()
+
+    # --- the queue -----------------------------------------------------------------------------
+    def loop(self) -> bool:
+        """Claim and process at most one job. True when a job was processed."""
+        if self.pipeline is None or self.stop_requested.is_set():
+            return False
+        job = self.store.claim(self.id, self.settings.lease_s)
+        if job is None:
+            return False
+        self.current = job
+        self._set_state("busy")
+        self.companions = self._claim_companions(job)
+        self._decode_ahead()
+        try:
+            if self.companions:
+                self.process_group([job, *self.companions])
+            else:
+                self.process(job)
+        except (DatabaseError, StorageFullError) as exc:
+            # Not the job's fault: give it back (without costing an attempt) rather than fail it.
+            log.error("job %s: the database refused a write (%s); giving the job back", job.id, exc)
+            for held in [job, *self.companions]:
+                try:
+                    self.store.release(held.id, self.id)
+                except Exception:
+                    log.warning("job %s: could not give it back; its lease will expire", held.id)
+        finally:
+            self.current = None
+            self.companions = []
+            self._set_state("ready")
+        self._check_memory()
+        return True
+
+    def _hotwords(self, job: Job) -> list[str]:
+        # A "compare without hotwords" re-run must not get the operator's defaults either.
+        use_defaults = job.use_default_hotwords
+        defaults = default_hotwords(self.store, self.settings) if use_defaults else []
+        return merge_hotwords(job.hotwords, defaults)
+
+    def _claim_companions(self, head: Job) -> list[Job]:
+        """Queued jobs to recognise together with `head` (engine/jobgroup.py), claimed."""
+        if self.settings.batch_jobs <= 1 or not hasattr(self.pipeline, "transcribe_many"):
+            return []
+        try:
+            defaults = default_hotwords(self.store, self.settings)
+            picked = pick_companions(
+                head, self.store.peek_queued(self.settings.batch_jobs - 1),
+                lambda j: merge_hotwords(j.hotwords, defaults if j.use_default_hotwords else []),
+                max_jobs=self.settings.batch_jobs, max_audio_ms=self.settings.batch_size_s * 1000,
+            )  # fmt: skip
+            claimed = [
+                self.store.claim_queued(j.id, self.id, self.settings.lease_s) for j in picked
+            ]
+        except (DatabaseError, StorageFullError):
+            return []  # the head job alone, as without batching
+        return [j for j in claimed if j is not None]
+
+    def _decode_ahead(self) -> None:
+        if self.prefetcher is None:
+            return
+        try:
+            self.prefetcher.ahead(self.store.peek_queued(self.settings.decode_ahead))
+        except Exception:  # an optimisation: never a reason to fail or skip a job
+            log.exception("decode-ahead failed; the worker decodes itself")
+
+    def _check_memory(self) -> None:
+        """The memory guard (engine/memguard.py): between jobs, hand over to a fresh process
+        when this one has grown past its limits or done its share of jobs."""
+        rss, vram = rss_mb(), vram_mb()
+        jobs = self.jobs_done + self.jobs_failed
+        reason = recycle_reason(
+            self.settings, jobs_processed=jobs, rss=rss, vram=vram, max_jobs=self.max_jobs
+        )
+        if reason is None:
+            return
+        log.warning("%s", reason)
+        try:
+            self.store.add_event(
+                "worker.recycle", reason,
+                data={"worker": self.id, "rss_mb": round(rss), "vram_mb": vram, "jobs": jobs},
+            )  # fmt: skip
+        except Exception:  # the stop matters more than its record
+            log.exception("could not record the recycle")
+        self.request_stop()
+
+    def process(self, job: Job) -> None:
+        """Decode, recognise, store. Any failure is recorded on the job; the worker goes on."""
+        prepared = self._prepare(job)
+        if prepared is None:
+            return
+        samples, info, decode_ms = prepared
+        hotwords = self._hotwords(job)
+        try:
+            started = time.monotonic()
+            assert self.pipeline is not None
+            transcript = self.pipeline.transcribe(samples, hotwords)
+            inference_ms = round((time.monotonic() - started) * 1000)
+        except Exception as exc:
+            self._failed(job, exc, decode_ms)
+            return
+        self._finish(job, transcript, hotwords, info, decode_ms, inference_ms)
+
+    def process_group(self, jobs: list[Job]) -> None:
+        """Jobs with one hotword list, their VAD segments recognised together
+        (AsrPipeline.transcribe_many). Each job's inference_ms is the group's time shared
+        by audio length, so sums over jobs stay true. If the group fails, every job is
+        processed alone, so a poison file fails only its own job."""
+        ready = []
+        for job in jobs:
+            prepared = self._prepare(job)
+            if prepared is not None:
+                ready.append((job, *prepared))
+        if not ready:
+            return
+        hotwords = self._hotwords(ready[0][0])
+        log.info("jobs %s: recognised together", [r[0].id for r in ready])
+        try:
+            started = time.monotonic()
+            transcripts = self.pipeline.transcribe_many([r[1] for r in ready], hotwords)
+            group_ms = (time.monotonic() - started) * 1000
+        except (DatabaseError, StorageFullError):
+            raise
+        except Exception:
+            log.exception(
+                "jobs %s: batch failed; processing them one by one", [r[0].id for r in ready]
+            )
+            for job, *_ in ready:
+                self.process(job)
+            return
+        total = sum(len(r[1]) for r in ready) or 1
+        for (job, samples, info, decode_ms), transcript in zip(ready, transcripts, strict=True):
+            share = round(group_ms * len(samples) / total)
+            self._finish(job, transcript, hotwords, info, decode_ms, share)
+
+    def _prepare(self, job: Job) -> tuple[Any, audio.AudioInfo, int] | None:
+        """The job's samples, audio info and decode time; None when it was cancelled or
+        failed (recorded)."""
+        log.info("job %s: start (attempt %s, %s)", job.id, job.attempts, job.original_name)
+        decode_ms: int | None = None
+        try:
+            if self.store.is_cancel_requested(job.id):
+                self.store.cancel_running(job.id, self.id, job.attempts)
+                return None
+            started = time.monotonic()
+            # decode_ms is what decoding cost this job's path: reading the PCM decoded ahead
+            # by the prefetch process when there is some, else decoding here.
+            ahead = self.prefetcher.get(job) if self.prefetcher is not None else None
+            samples, info = ahead or audio.decode(
+                self.settings.data_dir / job.audio_path,
+                max_duration_s=self.settings.max_duration_s,
+            )
+            decode_ms = round((time.monotonic() - started) * 1000)
+            self.store.set_stage(job.id, self.id, "recognising", duration_ms=info.duration_ms)
+        except Exception as exc:
+            self._failed(job, exc, decode_ms)
+            return None
+        return samples, info, decode_ms
+
+    def _failed(self, job: Job, exc: Exception, decode_ms: int | None) -> None:
+        if isinstance(exc, (DatabaseError, StorageFullError)):
+            raise exc  # the database is unwell, not the job: loop() gives the job back
+        message = user_error(exc)
+        if isinstance(exc, SeacoError):
+            log.warning("job %s: failed: %s", job.id, message)
+        else:
+            log.exception("job %s: failed unexpectedly", job.id, exc_info=exc)
+        self.jobs_failed += 1
+        self.store.fail(
+            job.id, self.id, job.attempts, message, type(exc).__name__, decode_ms=decode_ms
+        )
+
+    def _finish(
+        self, job: Job, transcript: Any, hotwords: list[str], info: audio.AudioInfo,
+        decode_ms: int, inference_ms: int,
+    ) -> None:  # fmt: skip
+        self.store.set_stage(job.id, self.id, "saving")
+        result = JobResult(
+            text=transcript.text,
+            raw_text=transcript.raw_text,
+            confidence=transcript.confidence,
+            sentences=list(transcript.sentences),
+            effective_hotwords=hotwords,
+            duration_ms=info.duration_ms or 0,
+            decode_ms=decode_ms,
+            inference_ms=inference_ms,
+            model_info=self.model_info,
+            stage_ms=dict(getattr(transcript, "stage_ms", None) or {}),
+        )
+        if self.store.complete(job.id, self.id, job.attempts, result):
+            self.jobs_done += 1
+            log.info(
+                "job %s: done in %s ms (decode %s ms, inference %s ms, audio %.1f s)",
+                job.id, decode_ms + inference_ms, decode_ms, inference_ms,
+                result.duration_ms / 1000,
+            )  # fmt: skip
+        else:
+            log.warning("job %s: result discarded (cancelled, or the lease was lost)", job.id)
+
+    # --- scheduling ----------------------------------------------------------------------------
+    def _queue_tick(self) -> bool:
+        """At most one job; the next tick is armed by _rearm_queue once this one returned."""
+        processed = False
+        self._ticking = True
+        try:
+            processed = self.loop()
+        except Exception:  # e.g. the database was briefly unavailable: log, retry next tick
+            log.exception("queue loop error")
+        finally:
+            self._ticking = False
+            if self.burst and not processed:
+                self.request_stop()
+        return processed
+
+    def _rearm_queue(self, event: JobExecutionEvent) -> None:
+        """Schedule the next queue tick after the previous one has fully finished: at once
+        after a job, after SEACO_IDLE_POLL_MS when idle. APScheduler calls this once it has
+        counted the tick as no longer running. (Scheduling from inside the tick raced with
+        max_instances=1: a tick due at once while the old one was still returning was
+        skipped, and with it every later one, leaving a worker that heartbeats but never
+        takes another job; seen under load in the soak harness.)"""
+        if event.job_id != "queue":
+            return
+        processed = getattr(event, "retval", None) is True
+        self._schedule("queue", self._queue_tick, 0 if processed else self.idle_poll_s)
+
+    def _check_queue_armed(self) -> None:
+        """Safety net, run with the heartbeat: a loaded worker always has a queue tick
+        pending or running. Missing at two checks in a row (one could fall between a tick's
+        end and its re-arming), it is re-armed, and that is logged as the bug it is."""
+        scheduler = self._scheduler
+        if scheduler is None or self.pipeline is None or self.stop_requested.is_set():
+            return
+        missing = not self._ticking and scheduler.get_job("queue") is None
+        if missing and self._queue_missing:
+            log.error("the queue tick was not scheduled; re-arming it")
+            self._schedule("queue", self._queue_tick, 0)
+            missing = False
+        self._queue_missing = missing
+
+    @property
+    def idle_poll_s(self) -> float:
+        return self.settings.idle_poll_ms / 1000
+
+    def _model_tick(self) -> None:
+        if self.load_model():
+            self._schedule("queue", self._queue_tick, 0)
+        elif self.burst:  # nothing will ever be processed: stop instead of waiting
+            self.request_stop()
+        else:
+            self._schedule("model", self._model_tick, self.settings.model_retry_s)
+
+    def _schedule(self, job_id: str, func: Callable[[], object], delay_s: float) -> None:
+        if self._scheduler is None or self.stop_requested.is_set():
+            return
+        self._scheduler.add_job(
+            func,
+            "date",
+            run_date=_in_seconds(delay_s),
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    def run(self) -> int:
+        """Run until stopped. Returns 0 after a clean stop, 1 after an abort (the caller must
+        then exit at once with os._exit: the model thread may still be inside torch)."""
+        self.initialize()
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone="UTC",
+        )
+        self._scheduler = scheduler
+        scheduler.add_listener(self._rearm_queue, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
+        scheduler.add_job(self._check_queue_armed, "interval", seconds=self.settings.heartbeat_s)
+        scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
+        # Operations (on their own thread pool): telemetry, the /health self-probe,
+        # maintenance, job-completion callbacks.
+        telemetry.register(scheduler, self.settings, self.store)
+        maintenance.register(scheduler, self.settings, self.store)
+        callbacks.register(scheduler, self.settings, self.store)
+        scheduler.start()
+        self._schedule("model", self._model_tick, 0)
+        while not self.stop_requested.is_set():
+            self.stop_requested.wait(0.5)
+        # First stop request: let the current job finish unless a second one arrives.
+        while self.current is not None and not self.abort_requested.is_set():
+            self.abort_requested.wait(0.2)
+        job = self.current
+        if job is not None:
+            for held in [job, *self.companions]:
+                self.store.release(held.id, self.id)
+                log.warning("job %s: given back to the queue (worker aborted)", held.id)
+            self.shutdown(wait=False)
+            return 1
+        self.shutdown(wait=True)
+        return 0
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)
+        self._scheduler = None
+        if self.prefetcher is not None:
+            self.prefetcher.close()
+        try:
+            self.state = "stopped"
+            self.heartbeat()
+            self.store.add_event(
+                "worker.stop",
+                f"Worker {self.id} stopped after {self.jobs_done} done, {self.jobs_failed} failed.",
+            )
+        except Exception:
+            log.exception("could not record the worker's stop")
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: object) -> None:
+            if self.stop_requested.is_set():
+                log.warning("second stop signal: giving the current job back and exiting")
+                self.abort_requested.set()
+            else:
+                log.info("stop signal: finishing the current job, then exiting")
+                self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+
+def _in_seconds(delay_s: float):
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.now(timezone.utc) + timedelta(seconds=delay_s)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    max_jobs: int | None = None,
+    pipeline_factory: PipelineFactory = load_pipeline,
+) -> int:
+    """Run a worker until it is stopped, drained (`burst`) or recycled; 0 after a clean stop."""
+    worker = Worker(settings, burst=burst, max_jobs=max_jobs, pipeline_factory=pipeline_factory)
+    worker.install_signal_handlers()
+    log.info("worker %s starting (data dir %s)", worker.id, Path(settings.data_dir))
+    code = worker.run()
+    if code != 0:
+        logging.shutdown()
+        os._exit(code)  # inference threads cannot be interrupted; do not wait for them
+    return code

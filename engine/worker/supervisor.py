@@ -1,0 +1,278 @@
+"""`seaco serve`: start the web and worker processes, keep them alive, stop them cleanly.
+
+One instance per data directory, found through <data>/seaco.pid: a stale instance is stopped
+before a new one starts. Children write to <data>/logs/app.log. A worker that dies is started
+again after a back-off (1 s doubling to 30 s, reset once it has lived a minute); the job it
+held is queued again at once and, after SEACO_MAX_ATTEMPTS deaths, failed as poison rather
+than taking the service down. A worker that exits cleanly (code 0: the memory guard or its
+job quota, see engine/memguard.py) is replaced at once. The supervisor also enforces the hard
+per-job time limit (engine/watchdog.py): a worker stuck in a job past it is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TypeVar
+
+from engine.app_files import APP_DIR
+from engine.config import Settings
+from engine.errors import ConfigError
+from engine.intake import remove_stale_temp
+from engine.worker.watchdog import Watchdog
+
+log = logging.getLogger("seaco.supervisor")
+STOP_GRACE_S = 30  # a running job gets this long to finish before it is given back
+T = TypeVar("T")
+
+
+def pid_file(settings: Settings) -> Path:
+    return settings.data_dir / "seaco.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_instance(settings: Settings, timeout_s: float = STOP_GRACE_S + 10) -> bool:
+    """Stop the instance recorded in the pid file, if any. True when one was stopped."""
+    path = pid_file(settings)
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    if pid == os.getpid() or not _alive(pid):
+        path.unlink(missing_ok=True)
+        return False
+    log.info("stopping the running instance (pid %s)", pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        log.warning("instance %s did not stop in %.0f s; killing it", pid, timeout_s)
+        os.killpg(pid, signal.SIGKILL) if _is_group_leader(pid) else os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return True
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def check_log_dir(settings: Settings) -> Path:
+    """The article's run.sh checks this first: a service that cannot log is blind."""
+    settings.ensure_dirs()
+    probe = settings.log_dir / ".write-test"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"The log directory {settings.log_dir} is not writable: {exc}") from exc
+    return settings.log_dir / "app.log"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff_s: float = 1.0
+    next_start: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+    started_ms: int = 0  # wall clock, to tell this process's worker rows from older ones
+    killed_for_timeout: bool = False
+
+
+def web_argv(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP_DIR / "server.py"),
+        "--server.address", settings.host,
+        "--server.port", str(settings.port),
+        "--server.headless", "true",
+        "--server.maxUploadSize", str(settings.max_upload_mb),
+        "--server.enableXsrfProtection", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+
+
+def worker_argv() -> list[str]:
+    return [sys.executable, "-m", "engine.cli", "worker"]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, log_stream: IO[bytes] | None = None):
+        self.settings = settings
+        self.log_stream = log_stream
+        env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        # Uploads are spooled by the web framework before our code sees them: keep those
+        # files on the data disk (watched by /health, cleaned at start), not in a RAM /tmp.
+        web_env = {**env, "TMPDIR": str(settings.tmp_dir)}
+        self.children = [
+            Child("web", web_argv(settings), env=web_env),
+            Child("worker", worker_argv(), env=env),
+        ]
+        self.stopping = False
+        self.watchdog = Watchdog(settings)
+        self._db_error_logged = False
+
+    def _start(self, child: Child) -> None:
+        out = self.log_stream if self.log_stream is not None else None
+        child.process = subprocess.Popen(
+            child.argv, cwd=APP_DIR, env=child.env, stdout=out, stderr=out,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        child.started_at = time.monotonic()
+        child.started_ms = int(time.time() * 1000)
+        child.killed_for_timeout = False
+        log.info("%s started (pid %s)", child.name, child.process.pid)
+
+    def _watch(self, child: Child) -> None:
+        if child.process is None:
+            if time.monotonic() >= child.next_start:
+                if child.name == "web":
+                    self._clean_temp()
+                self._start(child)
+            return
+        code = child.process.poll()
+        if code is None:
+            if time.monotonic() - child.started_at > 60:
+                child.backoff_s = 1.0
+            if child.name == "worker":
+                self._enforce_time_limit(child)
+            return
+        child.restarts += 1
+        pid = child.process.pid
+        child.process = None
+        if child.name == "worker":
+            self._db(lambda: self.watchdog.worker_exited(pid, child.started_ms, code))
+        if code == 0 or child.killed_for_timeout:
+            # planned: the memory guard / job quota, or a job killed for its time limit; the
+            # process itself was healthy, so a fresh one starts at once
+            log.info("%s (pid %s) exited with code %s; starting a fresh one", child.name, pid, code)
+            child.next_start = time.monotonic()
+            return
+        log.error(
+            "%s exited with code %s; restarting in %.0f s (restart %d)",
+            child.name, code, child.backoff_s, child.restarts,
+        )  # fmt: skip
+        child.next_start = time.monotonic() + child.backoff_s
+        child.backoff_s = min(child.backoff_s * 2, 30.0)
+
+    def _enforce_time_limit(self, child: Child) -> None:
+        """Kill the worker when a job it holds has run past its hard time limit."""
+        assert child.process is not None
+        late = self._db(lambda: self.watchdog.overdue(child.process.pid, child.started_ms))
+        if not late:
+            return
+        for overdue in late:
+            log.error(
+                "job %s has run %.0f s, past its hard time limit of %.0f s: killing the "
+                "worker (pid %s)", overdue.job.id, overdue.running_s, overdue.limit_s,
+                child.process.pid,
+            )  # fmt: skip
+        child.process.kill()
+        child.process.wait()  # dead before the job is handed on: it can write nothing more
+        child.killed_for_timeout = True
+        for overdue in late:
+            self._db(lambda o=overdue: self.watchdog.timed_out(o))
+
+    def _db(self, action: Callable[[], T]) -> T | None:
+        """Run a watchdog query; the supervisor itself must survive an unusable database."""
+        try:
+            result = action()
+        except Exception:
+            if not self._db_error_logged:
+                log.exception("the supervisor could not use the job database")
+                self._db_error_logged = True
+            return None
+        self._db_error_logged = False
+        return result
+
+    def _clean_temp(self) -> None:
+        """Uploads cut off by a crash of the web process leave partial files behind."""
+        try:
+            removed = remove_stale_temp(self.settings)
+        except OSError:
+            log.exception("could not clean %s", self.settings.tmp_dir)
+            return
+        if removed:
+            log.info("removed %d stale temporary upload files", removed)
+
+    def request_stop(self, *_args: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        stop_instance(self.settings)
+        pid_file(self.settings).write_text(str(os.getpid()))
+        try:
+            while not self.stopping:
+                for child in self.children:
+                    self._watch(child)
+                time.sleep(0.5)
+        finally:
+            self.stop_children()
+            self.watchdog.close()
+            if pid_file(self.settings).read_text().strip() == str(os.getpid()):
+                pid_file(self.settings).unlink(missing_ok=True)
+        return 0
+
+    def stop_children(self) -> None:
+        """SIGTERM all; the worker finishes its job (up to STOP_GRACE_S), then a second
+        SIGTERM makes it give the job back; SIGKILL is the last resort."""
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            child.process.send_signal(signal.SIGTERM)
+        for child in running:
+            try:
+                child.process.wait(timeout=STOP_GRACE_S)
+                continue
+            except subprocess.TimeoutExpired:
+                log.warning("%s still running after %s s; asking again", child.name, STOP_GRACE_S)
+            child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        log.info("stopped")
+
+
+def serve(settings: Settings) -> int:
+    log_path = check_log_dir(settings)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "listening on %s: the dashboard has no login, so anyone who can reach this address "
+            "can upload audio and read transcripts; put it behind an authenticating reverse "
+            "proxy (README, Security).%s",
+            settings.host,
+            "" if settings.token_list else " SEACO_API_TOKENS is empty: /api and /v1 are open too.",
+        )
+    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    file_handler.setFormatter(logging.getLogger().handlers[0].formatter)
+    logging.getLogger().addHandler(file_handler)
+    with open(log_path, "ab", buffering=0) as stream:
+        log.info("serving http://%s:%s (logs: %s)", settings.host, settings.port, log_path)
+        return Supervisor(settings, log_stream=stream).run()
