@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.config import SETTINGS_DOC, load_settings
+from engine.config import SETTINGS, load_settings, settings_markdown
 from engine.errors import SeacoError
 from engine.logging_setup import configure_logging
 
@@ -105,10 +105,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.markdown:  # the declarations only: no settings are read
+        print(settings_markdown(), end="")
+        return 0
     settings = load_settings()
-    for name, (_default, doc) in SETTINGS_DOC.items():
-        value = settings.display_value(name)
-        print(f"SEACO_{name}={value}    # {settings.sources[name]}: {doc}")
+    for spec in SETTINGS:
+        value = settings.display_value(spec.name)
+        print(f"{spec.env}={value}    # {settings.sources[spec.name]}: {spec.plain_description}")
     return 0
 
 
@@ -180,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="print the health report and job counts as JSON")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("config", help="print every setting, its value and where it came from")
+    p.add_argument(
+        "--markdown", action="store_true",
+        help="print the README's settings table (names, defaults, meanings) instead",
+    )  # fmt: skip
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("migrate", help="create or upgrade jobs.db")
     p.set_defaults(func=cmd_migrate)

@@ -1,15 +1,21 @@
 """Settings, read once from `SEACO_*` environment variables and an optional `.env` file.
 
-Everything configurable lives in `SETTINGS_DOC` so the README table, `seaco config` and the
-parser cannot drift apart. Other modules receive a `Settings` value; none reads the
-environment itself (starlette's habit: configuration in one place, plain values elsewhere).
+Each setting is declared once, as a field of `Settings`: its type, the default as a user
+would write it, a description (Markdown), a kind that parses and checks it, and whether it
+is secret. The environment variable is `SEACO_<FIELD>`. From those declarations come
+`load_settings`, `Settings.as_env`, `seaco config` (and `seaco config --markdown`, the
+README's settings table) and the System page's table. Other modules receive a `Settings`
+value; none reads the environment itself (starlette's habit: configuration in one place,
+plain values elsewhere).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dotenv import dotenv_values
 
@@ -21,269 +27,373 @@ PROD_VAD_MODEL = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"
 PROD_PUNC_MODEL = "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch"
 PRECISIONS = ("fp32", "fp16", "bf16")  # SEACO_PRECISION: the ASR model under torch autocast
 
-# name -> (default, description). The order is the README's order.
-SETTINGS_DOC: dict[str, tuple[str, str]] = {
-    "DATA_DIR": ("./data", "Holds jobs.db, uploaded audio, logs/ and tmp/."),
-    "HOST": (
+
+# --- kinds: how a setting's text becomes its value. `parse(name, raw)` returns the value or
+# raises ConfigError naming SEACO_<name>.
+
+
+@dataclass(frozen=True)
+class Int:
+    """A whole number, at least `minimum` (and at most `maximum` when given)."""
+
+    minimum: int
+    maximum: int | None = None
+
+    def parse(self, name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"SEACO_{name} must be a whole number, got {raw!r}.") from None
+        if value < self.minimum:
+            raise ConfigError(f"SEACO_{name} must be at least {self.minimum}, got {value}.")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"SEACO_{name} must be at most {self.maximum}, got {value}.")
+        return value
+
+
+@dataclass(frozen=True)
+class Float:
+    """A number, at least `minimum` (NaN is refused)."""
+
+    minimum: float
+
+    def parse(self, name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"SEACO_{name} must be a number, got {raw!r}.") from None
+        if not value >= self.minimum:  # also refuses NaN
+            raise ConfigError(f"SEACO_{name} must be at least {self.minimum}, got {raw}.")
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """Text with surrounding blanks removed; `required` refuses an empty one. Comma-separated
+    lists (tokens, hosts, addresses) are kept as text; `Settings` has properties that split
+    the ones code needs as lists."""
+
+    required: bool = False
+
+    def parse(self, name: str, raw: str) -> str:
+        value = raw.strip()
+        if self.required and not value:
+            raise ConfigError(f"SEACO_{name} must not be empty.")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of `values` (case-insensitive), or anything starting with one of `prefixes`
+    (`cuda:1`). `wording` is how the error message lists them."""
+
+    values: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    wording: str = ""
+
+    def parse(self, name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in self.values and not any(value.startswith(p) for p in self.prefixes):
+            allowed = self.wording or ", ".join(self.values)
+            raise ConfigError(f"SEACO_{name} must be {allowed}, got {raw!r}.")
+        return value
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A five-field crontab expression in the server's local time (minute hour day month
+    weekday, Sunday = 0 or 7), or "off". Checked now, so a typo stops the start, not a
+    midnight run."""
+
+    def parse(self, name: str, raw: str) -> str:
+        expr = " ".join(raw.split())
+        if is_off(expr):
+            return OFF
+        try:
+            cron_trigger(expr)
+        except ValueError as exc:
+            raise ConfigError(
+                f"SEACO_{name} must be a crontab expression (minute hour day month weekday) "
+                f"or 'off', got {raw!r}: {exc}."
+            ) from None
+        return expr
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A directory path; `~` is expanded and a relative path is made absolute against the
+    working directory at load time."""
+
+    def parse(self, name: str, raw: str) -> Path:
+        return Path(raw).expanduser().resolve()
+
+
+Kind = Int | Float | Text | Choice | Cron | Directory
+_SPEC = "seaco.setting"
+
+
+def setting(
+    raw_default: str, description: str, kind: Kind = Text(), *, secret: bool = False
+) -> Any:
+    """Declare one field of `Settings`. `raw_default` is the default as a user would write
+    it in `.env` (parsed like any value); `description` is Markdown; `secret` values are
+    masked wherever settings are shown. The field has no Python default: every `Settings`
+    comes from `load_settings` (the parameter is not called `default`, so mypy agrees)."""
+    return field(metadata={_SPEC: (raw_default, description, kind, secret)})
+
+
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:  # tells mypy that `setting(...)` declares a field (typing has it from 3.11)
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_kwargs: object) -> Callable[[_T], _T]:
+        return lambda decorated: decorated
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(setting, field))
+def _settings_dataclass(cls: type[_T]) -> type[_T]:
+    return dataclass(frozen=True)(cls)
+
+
+@_settings_dataclass
+class Settings:
+    """Every setting, in the README's order. Build one with `load_settings`."""
+
+    data_dir: Path = setting(
+        "./data", "Holds jobs.db, uploaded audio, logs/ and tmp/.", Directory()
+    )
+    host: str = setting(
         "127.0.0.1",
         "Listen address. Loopback by default; set 0.0.0.0 to serve the network (see README).",
-    ),
-    "PORT": ("7860", "Listen port for the dashboard, /health and the API."),
-    "ASR_MODEL": (PROD_ASR_MODEL, "SeACo-Paraformer: a ModelScope id or a local directory."),
-    "VAD_MODEL": (PROD_VAD_MODEL, "FSMN-VAD: a ModelScope id or a local directory."),
-    "PUNC_MODEL": (PROD_PUNC_MODEL, "CT-Transformer punctuation: a ModelScope id or a local dir."),
-    "DEVICE": ("auto", "auto (CUDA when available), cuda, or cpu."),
-    "PRECISION": (
+        Text(required=True),
+    )
+    port: int = setting(
+        "7860", "Listen port for the dashboard, /health and the API.", Int(1, maximum=65535)
+    )
+    asr_model: str = setting(
+        PROD_ASR_MODEL,
+        "SeACo-Paraformer: a ModelScope id or a local directory.",
+        Text(required=True),
+    )
+    vad_model: str = setting(
+        PROD_VAD_MODEL, "FSMN-VAD: a ModelScope id or a local directory.", Text(required=True)
+    )
+    punc_model: str = setting(
+        PROD_PUNC_MODEL,
+        "CT-Transformer punctuation: a ModelScope id or a local dir.",
+        Text(required=True),
+    )
+    device: str = setting(
+        "auto",
+        "auto (CUDA when available), cuda, or cpu.",
+        Choice(("auto", "cuda", "cpu"), prefixes=("cuda:",), wording="auto, cuda or cpu"),
+    )
+    precision: str = setting(
         "fp32",
         "The ASR model's compute precision: fp32, or fp16/bf16 under torch autocast (weights "
         "stay fp32; faster on a GPU with tensor cores, and bf16 on a CPU with bfloat16 "
         "instructions such as AVX512-BF16 or AMX). fp16 needs CUDA. Check accuracy with "
         "seaco eval before switching.",
-    ),
-    "NCPU": ("0", "Torch threads in the worker; 0 means all cores (at most 8)."),
-    "BATCH_SIZE_S": ("300", "Seconds of audio decoded together by the ASR model."),
-    "CPU_BATCH_S": (
+        Choice(PRECISIONS),
+    )
+    ncpu: int = setting("0", "Torch threads in the worker; 0 means all cores (at most 8).", Int(0))
+    batch_size_s: int = setting(
+        "300", "Seconds of audio decoded together by the ASR model.", Int(1)
+    )
+    cpu_batch_s: int = setting(
         "60",
         "On CPU, VAD segments are recognised in length-sorted batches of up to this many "
         "seconds of padded audio (funasr decodes them one at a time on CPU); 0 keeps "
         "funasr's one-at-a-time path. SEACO_BATCH_SIZE_S applies on GPU.",
-    ),
-    "BATCH_JOBS": (
+        Int(0),
+    )
+    batch_jobs: int = setting(
         "1",
         "Queued jobs of the same priority and hotwords recognised together (their VAD "
         "segments batched), while their audio adds up to at most SEACO_BATCH_SIZE_S; 1 "
         "(default) turns cross-job batching off. Pays most on a GPU; a job's text can then "
         "depend slightly on the jobs it was batched with (padding).",
-    ),
-    "HOTWORDS": (
+        Int(1),
+    )
+    hotwords: str = setting(
         "",
         "Default hotwords merged into every job (comma or space separated); the initial "
         "value of the list edited on the Hotwords page.",
-    ),
-    "QUEUE_MAX": ("20", "Queued jobs beyond which new submissions are refused (503)."),
-    "MAX_UPLOAD_MB": ("512", "Largest accepted upload, in MB."),
-    "MAX_DURATION_S": ("14400", "Longest accepted audio, in seconds (default 4 h)."),
-    "LEASE_S": ("60", "A running job's lease; renewed by the worker's heartbeat."),
-    "MAX_ATTEMPTS": ("3", "Claims before a job that keeps killing workers is failed as poison."),
-    "JOB_TIMEOUT_S": (
+    )
+    queue_max: int = setting(
+        "20", "Queued jobs beyond which new submissions are refused (503).", Int(1)
+    )
+    max_upload_mb: int = setting("512", "Largest accepted upload, in MB.", Int(1))
+    max_duration_s: int = setting(
+        "14400", "Longest accepted audio, in seconds (default 4 h).", Int(1)
+    )
+    lease_s: int = setting(
+        "60", "A running job's lease; renewed by the worker's heartbeat.", Int(5)
+    )
+    max_attempts: int = setting(
+        "3", "Claims before a job that keeps killing workers is failed as poison.", Int(1)
+    )
+    job_timeout_s: int = setting(
         "600",
-        "Hard limit for one attempt at a job: this many seconds plus SEACO_JOB_TIMEOUT_FACTOR x "
-        "the audio's length. Past it `seaco serve` kills the worker and the attempt counts "
-        "toward SEACO_MAX_ATTEMPTS.",
-    ),
-    "JOB_TIMEOUT_FACTOR": (
+        "Hard limit for one attempt at a job: this many seconds plus "
+        "`SEACO_JOB_TIMEOUT_FACTOR` x the audio's length. Past it `seaco serve` kills the "
+        "worker and the attempt counts toward `SEACO_MAX_ATTEMPTS`.",
+        Int(1),
+    )
+    job_timeout_factor: float = setting(
         "1.0",
-        "Seconds added to the hard job limit per second of audio (see SEACO_JOB_TIMEOUT_S).",
-    ),
-    "WORKER_MAX_RSS_MB": (
+        "Seconds added to the hard job limit per second of audio (see `SEACO_JOB_TIMEOUT_S`).",
+        Float(0.0),
+    )
+    worker_max_rss_mb: int = setting(
         "8192",
         "Worker memory (RSS, MB) above which the worker, after its current job, exits cleanly "
         "and a fresh one starts; 0 turns the check off.",
-    ),
-    "WORKER_MAX_VRAM_MB": (
+        Int(0),
+    )
+    worker_max_vram_mb: int = setting(
         "0",
         "The same for GPU memory held by torch (reserved, MB); 0 turns the check off.",
-    ),
-    "WORKER_MAX_JOBS": (
+        Int(0),
+    )
+    worker_max_jobs: int = setting(
         "0",
         "Jobs after which the worker exits cleanly and a fresh one starts; 0 means never.",
-    ),
-    "DB_BUSY_TIMEOUT_S": (
+        Int(0),
+    )
+    db_busy_timeout_s: int = setting(
         "30",
         "How long a write waits for jobs.db's lock before giving up (the API answers 503).",
-    ),
-    "DECODE_AHEAD": (
+        Int(1),
+    )
+    decode_ahead: int = setting(
         "2",
         "Queued jobs whose audio a separate process decodes to 16 kHz while the model works "
         "on the current one; 0 turns decode-ahead off.",
-    ),
-    "PCM_CACHE_MB": (
+        Int(0),
+    )
+    pcm_cache_mb: int = setting(
         "1024",
-        "Bound on decoded audio kept in <data>/tmp/pcm for decode-ahead (oldest use evicted).",
-    ),
-    "HEARTBEAT_S": ("5", "Seconds between worker heartbeats."),
-    "IDLE_POLL_MS": ("50", "How often an idle worker looks for new work, in ms."),
-    "MODEL_RETRY_S": ("60", "Seconds between attempts to load a model that failed to load."),
-    "API_TOKENS": ("", "Comma-separated bearer tokens for /api and /v1; empty means no auth."),
-    "SYNC_TIMEOUT_S": ("300", "How long POST /v1/audio/transcriptions waits for its result."),
-    "CALLBACK_HOSTS": (
+        "Bound on decoded audio kept in `<data>/tmp/pcm` for decode-ahead (oldest use evicted).",
+        Int(1),
+    )
+    heartbeat_s: int = setting("5", "Seconds between worker heartbeats.", Int(1))
+    idle_poll_ms: int = setting("50", "How often an idle worker looks for new work, in ms.", Int(5))
+    model_retry_s: int = setting(
+        "60", "Seconds between attempts to load a model that failed to load.", Int(1)
+    )
+    api_tokens: str = setting(
+        "",
+        "Comma-separated bearer tokens for /api and /v1; empty means no auth.",
+        secret=True,
+    )
+    sync_timeout_s: int = setting(
+        "300", "How long POST /v1/audio/transcriptions waits for its result.", Int(1)
+    )
+    callback_hosts: str = setting(
         "",
         "Host names a job's callback_url may point at (comma separated); empty allows any "
         "host. Set it when API clients must not make the server call internal addresses.",
-    ),
-    "CALLBACK_SECRET": (
+    )
+    callback_secret: str = setting(
         "",
-        "When set, every callback carries X-Seaco-Signature: sha256=<HMAC-SHA256 of the body "
-        "with this secret>, so receivers can check it came from this service.",
-    ),
-    # --- operations: telemetry, self-probe, maintenance, alerts (engine/telemetry.py,
-    # engine/maintenance.py). Schedules are crontab expressions in the server's local time
-    # (minute hour day month weekday, Sunday = 0 or 7); "off" turns a task off.
-    "TELEMETRY_S": (
+        "When set, every callback carries "
+        "`X-Seaco-Signature: sha256=<HMAC-SHA256 of the body with this secret>`, so "
+        "receivers can check it came from this service.",
+        secret=True,
+    )
+    # --- operations: telemetry, self-probe, maintenance, alerts (engine/ops). Schedules
+    # are crontab expressions (the Cron kind); "off" turns a task off.
+    telemetry_s: int = setting(
         "10",
         "Seconds between the worker's telemetry samples (GPU, worker RSS, CPU, RAM, queue); "
         "0 turns sampling off.",
-    ),
-    "TELEMETRY_RAW_DAYS": (
+        Int(0),
+    )
+    telemetry_raw_days: int = setting(
         "3",
         "Days telemetry is kept at full resolution; older samples become 1-minute means.",
-    ),
-    "TELEMETRY_KEEP_DAYS": (
+        Int(1),
+    )
+    telemetry_keep_days: int = setting(
+        "30", "Days 1-minute telemetry means and `/health` probe results are kept.", Int(1)
+    )
+    probe_s: int = setting(
         "30",
-        "Days 1-minute telemetry means and /health probe results are kept.",
-    ),
-    "PROBE_S": (
-        "30",
-        "Seconds between the worker's GET /health self-probes (availability); 0 turns it off.",
-    ),
-    "LOG_ROTATE_CRON": (
+        "Seconds between the worker's `GET /health` self-probes (availability); 0 turns it off.",
+        Int(0),
+    )
+    log_rotate_cron: str = setting(
         "0 0 * * *",
-        "When app.log is rotated to app.log.YYYY-MM-DD.gz (default: daily at midnight).",
-    ),
-    "LOG_KEEP": ("7", "Rotated app.log files kept; older ones are deleted."),
-    "TEMP_CLEANUP_CRON": (
+        "When `app.log` is rotated to `app.log.YYYY-MM-DD.gz` (default: daily at midnight).",
+        Cron(),
+    )
+    log_keep: int = setting("7", "Rotated `app.log` files kept; older ones are deleted.", Int(1))
+    temp_cleanup_cron: str = setting(
         "0 */2 * * *",
-        "When files in <data>/tmp not accessed for SEACO_TEMP_MAX_AGE_S are deleted.",
-    ),
-    "TEMP_MAX_AGE_S": (
+        "When files in `<data>/tmp` not accessed for `SEACO_TEMP_MAX_AGE_S` are deleted.",
+        Cron(),
+    )
+    temp_max_age_s: int = setting(
         "3600",
         "Seconds since a temporary file was last read or written before cleanup deletes it.",
-    ),
-    "GPU_CHECK_CRON": (
+        Int(60),
+    )
+    gpu_check_cron: str = setting(
         "*/15 * * * *",
         "When GPU memory is read for the memory alert (default every 15 minutes).",
-    ),
-    "GPU_ALERT_PCT": (
+        Cron(),
+    )
+    gpu_alert_pct: float = setting(
         "95",
         "GPU memory use (% of the card) above which a reading counts as high (the article: "
         "11.5 GB of 12 GB).",
-    ),
-    "GPU_ALERT_MB": (
+        Float(1.0),
+    )
+    gpu_alert_mb: int = setting(
         "0",
-        "An absolute threshold in MB instead of SEACO_GPU_ALERT_PCT; 0 means use the percentage.",
-    ),
-    "GPU_ALERT_READINGS": (
+        "An absolute threshold in MB instead of `SEACO_GPU_ALERT_PCT`; 0 means use the percentage.",
+        Int(0),
+    )
+    gpu_alert_readings: int = setting(
         "3",
         "Consecutive high readings that raise the GPU memory alert (once, until a reading is "
         "below the threshold again).",
-    ),
-    "ALERT_WEBHOOK_URL": (
+        Int(1),
+    )
+    alert_webhook_url: str = setting(
         "",
-        "Alerts are POSTed here as JSON (kind, message, at, host, data); empty: no webhook.",
-    ),
-    "ALERT_SMTP": (
+        "Alerts are POSTed here as JSON (`kind`, `message`, `at`, `host`, `data`); empty: no "
+        "webhook.",
+        secret=True,
+    )
+    alert_smtp: str = setting(
         "",
-        "Mail server for alerts: smtp://user:password@host:587 (STARTTLS) or "
-        "smtps://user:password@host:465; empty: no e-mail.",
-    ),
-    "ALERT_EMAIL_FROM": ("", "Sender address of alert e-mails (default: seaco-asr@<host>)."),
-    "ALERT_EMAIL_TO": ("", "Comma-separated recipients of alert e-mails."),
-    "AUDIO_RETENTION_DAYS": (
+        "Mail server for alerts: `smtp://user:password@host:587` (STARTTLS) or "
+        "`smtps://user:password@host:465`; empty: no e-mail.",
+        secret=True,
+    )
+    alert_email_from: str = setting(
+        "", "Sender address of alert e-mails (default: `seaco-asr@<host>`)."
+    )
+    alert_email_to: str = setting("", "Comma-separated recipients of alert e-mails.")
+    audio_retention_days: int = setting(
         "0",
         "Delete stored audio of jobs finished this many days ago (transcripts are kept); "
         "0 keeps audio for ever.",
-    ),
-    "RETENTION_CRON": ("30 0 * * *", "When the audio retention runs (default daily at 00:30)."),
-    "VACUUM_CRON": (
+        Int(0),
+    )
+    retention_cron: str = setting(
+        "30 0 * * *", "When the audio retention runs (default daily at 00:30).", Cron()
+    )
+    vacuum_cron: str = setting(
         "0 3 * * 0",
-        "When jobs.db gets VACUUM and ANALYZE (default Sundays at 03:00; postponed while jobs "
-        "are queued or running).",
-    ),
-}
-SECRET_SETTINGS = {"API_TOKENS", "ALERT_SMTP", "ALERT_WEBHOOK_URL", "CALLBACK_SECRET"}
-CRON_SETTINGS = ("LOG_ROTATE_CRON", "TEMP_CLEANUP_CRON", "GPU_CHECK_CRON", "RETENTION_CRON",
-                 "VACUUM_CRON")  # fmt: skip
-
-
-def _int(name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"SEACO_{name} must be a whole number, got {raw!r}.") from None
-    if value < minimum:
-        raise ConfigError(f"SEACO_{name} must be at least {minimum}, got {value}.")
-    return value
-
-
-def _float(name: str, raw: str, minimum: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"SEACO_{name} must be a number, got {raw!r}.") from None
-    if not value >= minimum:  # also refuses NaN
-        raise ConfigError(f"SEACO_{name} must be at least {minimum}, got {raw}.")
-    return value
-
-
-def _cron(name: str, raw: str) -> str:
-    """A crontab expression (checked now, so a typo stops the start, not a midnight run)."""
-    expr = " ".join(raw.split())
-    if is_off(expr):
-        return OFF
-    try:
-        cron_trigger(expr)
-    except ValueError as exc:
-        raise ConfigError(
-            f"SEACO_{name} must be a crontab expression (minute hour day month weekday) or "
-            f"'off', got {raw!r}: {exc}."
-        ) from None
-    return expr
-
-
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    host: str
-    port: int
-    asr_model: str
-    vad_model: str
-    punc_model: str
-    device: str
-    precision: str
-    ncpu: int
-    batch_size_s: int
-    cpu_batch_s: int
-    batch_jobs: int
-    hotwords: str
-    queue_max: int
-    max_upload_mb: int
-    max_duration_s: int
-    lease_s: int
-    max_attempts: int
-    job_timeout_s: int
-    job_timeout_factor: float
-    worker_max_rss_mb: int
-    worker_max_vram_mb: int
-    worker_max_jobs: int
-    db_busy_timeout_s: int
-    decode_ahead: int
-    pcm_cache_mb: int
-    heartbeat_s: int
-    idle_poll_ms: int
-    model_retry_s: int
-    api_tokens: str
-    sync_timeout_s: int
-    callback_hosts: str
-    callback_secret: str
-    telemetry_s: int
-    telemetry_raw_days: int
-    telemetry_keep_days: int
-    probe_s: int
-    log_rotate_cron: str
-    log_keep: int
-    temp_cleanup_cron: str
-    temp_max_age_s: int
-    gpu_check_cron: str
-    gpu_alert_pct: float
-    gpu_alert_mb: int
-    gpu_alert_readings: int
-    alert_webhook_url: str
-    alert_smtp: str
-    alert_email_from: str
-    alert_email_to: str
-    audio_retention_days: int
-    retention_cron: str
-    vacuum_cron: str
+        "When jobs.db gets `VACUUM` and `ANALYZE` (default Sundays at 03:00; put off while "
+        "jobs are queued or running).",
+        Cron(),
+    )
     # where each value came from, for the System page: "env", ".env" or "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -324,10 +434,12 @@ class Settings:
         return [h.strip().lower() for h in self.callback_hosts.split(",") if h.strip()]
 
     def display_value(self, name: str) -> str:
-        """A setting's value for pages and `seaco config`: secrets are masked."""
-        value = str(getattr(self, name.lower()))
-        if name in SECRET_SETTINGS and value:
-            return f"({len(self.token_list)} set)" if name == "API_TOKENS" else "(set)"
+        """A setting's value for pages and `seaco config` ("PORT" -> "7860"): secrets are
+        masked as "(set)", API tokens as "(2 set)". KeyError for an unknown name."""
+        spec = SETTINGS_BY_NAME[name]
+        value = str(getattr(self, spec.field))
+        if spec.secret and value:
+            return f"({len(self.token_list)} set)" if spec.field == "api_tokens" else "(set)"
         return value
 
     def ensure_dirs(self) -> None:
@@ -336,11 +448,7 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         """The settings as SEACO_* variables, to hand to child processes unchanged."""
-        return {
-            f"SEACO_{f.name.upper()}": str(getattr(self, f.name))
-            for f in fields(self)
-            if f.name != "sources"
-        }
+        return {spec.env: str(getattr(self, spec.field)) for spec in SETTINGS}
 
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment for a `seaco` child process that must run with exactly these
@@ -350,93 +458,81 @@ class Settings:
         return {**inherited, **self.as_env(), **(extra or {})}
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting, read from a `Settings` field: `name` "PORT" (the variable is
+    `env`, SEACO_PORT), `field` "port", `default` as a user writes it, `description` in
+    Markdown (`plain_description` without the backticks), its `kind` and `secret`."""
+
+    name: str
+    field: str
+    default: str
+    description: str
+    kind: Kind
+    secret: bool
+
+    @property
+    def env(self) -> str:
+        return f"SEACO_{self.name}"
+
+    @property
+    def plain_description(self) -> str:
+        return self.description.replace("`", "")
+
+    def parse(self, raw: str) -> Any:
+        return self.kind.parse(self.name, raw)
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name.upper(), f.name, *f.metadata[_SPEC])
+    for f in fields(Settings)
+    if _SPEC in f.metadata
+)
+SETTINGS_BY_NAME = {spec.name: spec for spec in SETTINGS}
+
+# Variables read where they are used (engine/logging_setup.py, `seaco submit`), not
+# settings of a running service; here so the README table lists them too:
+# (name, default cell, description).
+OTHER_VARIABLES = (
+    ("LOG_LEVEL", "`INFO`", "Log level of every process."),
+    (
+        "API_TOKEN",
+        "(none)",
+        "Token `seaco submit` sends (defaults to the first of `SEACO_API_TOKENS`).",
+    ),
+)
+
+
+def settings_markdown() -> str:
+    """The README's settings table (`seaco config --markdown`): a header, then one row per
+    setting in declaration order, then `OTHER_VARIABLES`; newline-terminated."""
+    rows = [(spec.name, f"`{spec.default or '(empty)'}`", spec.description) for spec in SETTINGS]
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+    for name, default, description in [*rows, *OTHER_VARIABLES]:
+        cell = description.replace("|", "\\|")
+        lines.append(f"| `SEACO_{name}` | {default} | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
 def load_settings(
     environ: dict[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
-    """Environment wins over `.env`, which wins over the defaults."""
+    """Environment wins over `.env`, which wins over the defaults. Each value is parsed and
+    checked by its setting's kind, in declaration order; the first bad one raises
+    ConfigError naming its variable."""
     environ = dict(os.environ if environ is None else environ)
     file_values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
 
-    raw: dict[str, str] = {}
+    values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for name, (default, _doc) in SETTINGS_DOC.items():
-        key = f"SEACO_{name}"
-        if key in environ:
-            raw[name], sources[name] = environ[key], "env"
-        elif key in file_values:
-            raw[name], sources[name] = file_values[key], ".env"
+    for spec in SETTINGS:
+        if spec.env in environ:
+            raw, sources[spec.name] = environ[spec.env], "env"
+        elif spec.env in file_values:
+            raw, sources[spec.name] = file_values[spec.env], ".env"
         else:
-            raw[name], sources[name] = default, "default"
-
-    device = raw["DEVICE"].strip().lower()
-    if device not in ("auto", "cuda", "cpu") and not device.startswith("cuda:"):
-        raise ConfigError(f"SEACO_DEVICE must be auto, cuda or cpu, got {raw['DEVICE']!r}.")
-    precision = raw["PRECISION"].strip().lower()
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"SEACO_PRECISION must be {', '.join(PRECISIONS)}, got {raw['PRECISION']!r}."
-        )
-    port = _int("PORT", raw["PORT"], 1)
-    if port > 65535:
-        raise ConfigError(f"SEACO_PORT must be at most 65535, got {port}.")
-    for name in ("ASR_MODEL", "VAD_MODEL", "PUNC_MODEL", "HOST"):
-        if not raw[name].strip():
-            raise ConfigError(f"SEACO_{name} must not be empty.")
-
-    return Settings(
-        data_dir=Path(raw["DATA_DIR"]).expanduser().resolve(),
-        host=raw["HOST"].strip(),
-        port=port,
-        asr_model=raw["ASR_MODEL"].strip(),
-        vad_model=raw["VAD_MODEL"].strip(),
-        punc_model=raw["PUNC_MODEL"].strip(),
-        device=device,
-        precision=precision,
-        ncpu=_int("NCPU", raw["NCPU"], 0),
-        batch_size_s=_int("BATCH_SIZE_S", raw["BATCH_SIZE_S"], 1),
-        cpu_batch_s=_int("CPU_BATCH_S", raw["CPU_BATCH_S"], 0),
-        batch_jobs=_int("BATCH_JOBS", raw["BATCH_JOBS"], 1),
-        hotwords=raw["HOTWORDS"].strip(),
-        queue_max=_int("QUEUE_MAX", raw["QUEUE_MAX"], 1),
-        max_upload_mb=_int("MAX_UPLOAD_MB", raw["MAX_UPLOAD_MB"], 1),
-        max_duration_s=_int("MAX_DURATION_S", raw["MAX_DURATION_S"], 1),
-        lease_s=_int("LEASE_S", raw["LEASE_S"], 5),
-        max_attempts=_int("MAX_ATTEMPTS", raw["MAX_ATTEMPTS"], 1),
-        job_timeout_s=_int("JOB_TIMEOUT_S", raw["JOB_TIMEOUT_S"], 1),
-        job_timeout_factor=_float("JOB_TIMEOUT_FACTOR", raw["JOB_TIMEOUT_FACTOR"], 0.0),
-        worker_max_rss_mb=_int("WORKER_MAX_RSS_MB", raw["WORKER_MAX_RSS_MB"], 0),
-        worker_max_vram_mb=_int("WORKER_MAX_VRAM_MB", raw["WORKER_MAX_VRAM_MB"], 0),
-        worker_max_jobs=_int("WORKER_MAX_JOBS", raw["WORKER_MAX_JOBS"], 0),
-        db_busy_timeout_s=_int("DB_BUSY_TIMEOUT_S", raw["DB_BUSY_TIMEOUT_S"], 1),
-        decode_ahead=_int("DECODE_AHEAD", raw["DECODE_AHEAD"], 0),
-        pcm_cache_mb=_int("PCM_CACHE_MB", raw["PCM_CACHE_MB"], 1),
-        heartbeat_s=_int("HEARTBEAT_S", raw["HEARTBEAT_S"], 1),
-        idle_poll_ms=_int("IDLE_POLL_MS", raw["IDLE_POLL_MS"], 5),
-        model_retry_s=_int("MODEL_RETRY_S", raw["MODEL_RETRY_S"], 1),
-        api_tokens=raw["API_TOKENS"].strip(),
-        sync_timeout_s=_int("SYNC_TIMEOUT_S", raw["SYNC_TIMEOUT_S"], 1),
-        callback_hosts=raw["CALLBACK_HOSTS"].strip(),
-        callback_secret=raw["CALLBACK_SECRET"].strip(),
-        telemetry_s=_int("TELEMETRY_S", raw["TELEMETRY_S"], 0),
-        telemetry_raw_days=_int("TELEMETRY_RAW_DAYS", raw["TELEMETRY_RAW_DAYS"], 1),
-        telemetry_keep_days=_int("TELEMETRY_KEEP_DAYS", raw["TELEMETRY_KEEP_DAYS"], 1),
-        probe_s=_int("PROBE_S", raw["PROBE_S"], 0),
-        log_rotate_cron=_cron("LOG_ROTATE_CRON", raw["LOG_ROTATE_CRON"]),
-        log_keep=_int("LOG_KEEP", raw["LOG_KEEP"], 1),
-        temp_cleanup_cron=_cron("TEMP_CLEANUP_CRON", raw["TEMP_CLEANUP_CRON"]),
-        temp_max_age_s=_int("TEMP_MAX_AGE_S", raw["TEMP_MAX_AGE_S"], 60),
-        gpu_check_cron=_cron("GPU_CHECK_CRON", raw["GPU_CHECK_CRON"]),
-        gpu_alert_pct=_float("GPU_ALERT_PCT", raw["GPU_ALERT_PCT"], 1.0),
-        gpu_alert_mb=_int("GPU_ALERT_MB", raw["GPU_ALERT_MB"], 0),
-        gpu_alert_readings=_int("GPU_ALERT_READINGS", raw["GPU_ALERT_READINGS"], 1),
-        alert_webhook_url=raw["ALERT_WEBHOOK_URL"].strip(),
-        alert_smtp=raw["ALERT_SMTP"].strip(),
-        alert_email_from=raw["ALERT_EMAIL_FROM"].strip(),
-        alert_email_to=raw["ALERT_EMAIL_TO"].strip(),
-        audio_retention_days=_int("AUDIO_RETENTION_DAYS", raw["AUDIO_RETENTION_DAYS"], 0),
-        retention_cron=_cron("RETENTION_CRON", raw["RETENTION_CRON"]),
-        vacuum_cron=_cron("VACUUM_CRON", raw["VACUUM_CRON"]),
-        sources=sources,
-    )
+            raw, sources[spec.name] = spec.default, "default"
+        values[spec.field] = spec.parse(raw)
+    return Settings(**values, sources=sources)

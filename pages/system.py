@@ -4,7 +4,6 @@ package versions, health checks and the settings in force."""
 import streamlit as st
 
 from engine import web_process
-from engine.config import SETTINGS_DOC
 from engine.dashboard import formatting, system_info
 
 st.title("System")
@@ -74,16 +73,4 @@ st.subheader("Versions")
 st.dataframe([system_info.package_versions()], hide_index=True)
 
 st.subheader("Settings")
-st.dataframe(
-    [
-        {
-            "setting": f"SEACO_{name}",
-            "value": settings.display_value(name),
-            "from": settings.sources.get(name, "default"),
-            "meaning": doc,
-        }
-        for name, (_default, doc) in SETTINGS_DOC.items()
-    ],
-    hide_index=True,
-    width="stretch",
-)
+st.dataframe(system_info.settings_rows(settings), hide_index=True, width="stretch")

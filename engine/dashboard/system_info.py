@@ -9,7 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from engine import __version__
-from engine.config import Settings
+from engine.config import SETTINGS, Settings
 from engine.ops import gpu
 from engine.ops.health import health, uses_random_weights
 from engine.store import Store, now_ms
@@ -148,3 +148,18 @@ def overview(store: Store, settings: Settings, gpus: gpu.GpuSnapshot) -> dict[st
         "Free disk": human_bytes(disk.free),
         "Test models": "YES" if worker and uses_random_weights(worker.info) else "no",
     }
+
+
+def settings_rows(settings: Settings) -> list[dict[str, str]]:
+    """The settings table: one row per setting in declaration order, with its variable,
+    its value (secrets masked), where it came from ("env", ".env" or "default") and its
+    meaning."""
+    return [
+        {
+            "setting": spec.env,
+            "value": settings.display_value(spec.name),
+            "from": settings.sources.get(spec.name, "default"),
+            "meaning": spec.plain_description,
+        }
+        for spec in SETTINGS
+    ]
