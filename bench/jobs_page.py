@@ -58,7 +58,7 @@ def zipf_text(rng: random.Random, weights: list[float], n_chars: int) -> str:
 def fill(store: Store, n_jobs: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     weights = [1 / (rank + 1) for rank in range(len(CHARS))]
-    start = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    start = int(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
     step = (90 * 86_400_000) // n_jobs  # spread over 90 days
     t0 = time.perf_counter()
     for i in range(n_jobs):
@@ -125,7 +125,7 @@ def main() -> None:
         print(f"filling {db} with {args.jobs - existing} jobs…", file=sys.stderr)
         fill(store, args.jobs - existing, seed=existing)
     total = store.count_jobs()
-    utc = dt.UTC
+    utc = dt.timezone.utc
     march = (dt.date(2026, 3, 1), dt.date(2026, 3, 7))
     cases = {
         "list: first page, no filter": page_view(store, jobs_page.job_filter()),

@@ -48,7 +48,7 @@ def zone(name: str | None) -> dt.tzinfo:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             pass
-    return dt.datetime.now().astimezone().tzinfo or dt.UTC
+    return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
 
 
 def format_time(epoch_ms: int | None, tz: dt.tzinfo) -> str:
@@ -78,7 +78,7 @@ def job_filter(
     days: tuple[dt.date, ...] | list[dt.date] = (),
     batch_id: str = "",
     name: str = "",
-    tz: dt.tzinfo = dt.UTC,
+    tz: dt.tzinfo = dt.timezone.utc,
 ) -> JobFilter:
     """The filter widgets' values as a store filter; blank means any."""
     submitted_from, submitted_to = day_range_ms(days, tz)

@@ -33,7 +33,7 @@ def open_jobs_page(**query: str) -> AppTest:
     return at.run()
 
 
-UTC = dt.UTC
+UTC = dt.timezone.utc
 TWO_SENTENCES = [Sentence("我们讨论预算。", 0, 1500), Sentence("好的。", 1500, 2500)]
 
 
