@@ -115,7 +115,9 @@ class QueueSide(Database):
                 (stage, now_ms(), duration_ms, job_id, owner),
             )
 
-    def _held(self, conn: sqlite3.Connection, job_id: int, owner: str, attempt: int) -> dict:
+    def _held(
+        self, conn: sqlite3.Connection, job_id: int, owner: str, attempt: int
+    ) -> dict[str, Any] | None:
         """The row if this owner still holds this attempt's lease, else None (fencing)."""
         row = conn.execute(
             "SELECT * FROM jobs WHERE id = ? AND state = 'running'"
@@ -168,8 +170,8 @@ class QueueSide(Database):
                     (job_id, idx, s.start_ms, s.end_ms, s.text),
                 )
                 if idx < FTS_ROWS_PER_JOB:  # beyond: the next job's range (a month of speech)
-                    row = (first_rowid + idx, fts_body(s.text), job_id, idx, s.start_ms)
-                    conn.execute(_FTS_INSERT, row)
+                    fts_row = (first_rowid + idx, fts_body(s.text), job_id, idx, s.start_ms)
+                    conn.execute(_FTS_INSERT, fts_row)
             if not result.sentences and result.text:
                 conn.execute(_FTS_INSERT, (first_rowid, fts_body(result.text), job_id, 0, 0))
         return True

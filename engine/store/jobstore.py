@@ -114,6 +114,14 @@ def _refuse_when_full(conn: sqlite3.Connection, queue_max: int) -> None:
         )
 
 
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just wrote (`lastrowid` is None only on a cursor that
+    has not inserted anything)."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the INSERT reported no row id")
+    return cursor.lastrowid
+
+
 class Store(QueueSide, OperationsSide, CallbackSide):
     """A handle on jobs.db, safe to share between threads (one connection per thread)."""
 
@@ -140,7 +148,7 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                     int(new.use_default_hotwords), new.compare_of,
                 ),
             )  # fmt: skip
-            job_id = cursor.lastrowid
+            job_id = _inserted_id(cursor)
             if new.callback_url:
                 conn.execute(
                     "INSERT INTO callbacks (job_id, url) VALUES (?, ?)", (job_id, new.callback_url)
@@ -191,7 +199,7 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                        FROM jobs WHERE id = ?""",
                     (priority, source, now, now, max_attempts, job_id),
                 )
-                new_id = cursor.lastrowid
+                new_id = _inserted_id(cursor)
             else:
                 new_id = existing[0]
         return self.get(new_id)
@@ -204,8 +212,9 @@ class Store(QueueSide, OperationsSide, CallbackSide):
         return None if row is None else self.get(row[0])
 
     @staticmethod
-    def _job_filter(f: JobFilter) -> tuple[str, list]:
-        clauses, params = [], []
+    def _job_filter(f: JobFilter) -> tuple[str, list[str | int]]:
+        clauses: list[str] = []
+        params: list[str | int] = []
         if f.state is not None:
             clauses.append("state = ?")
             params.append(JobState(f.state).value)

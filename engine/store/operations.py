@@ -160,7 +160,8 @@ class OperationsSide(Database):
     ) -> list[dict[str, Any]]:
         """Events in [start, end), newest first; `kinds` are prefixes ("maintenance." matches
         every maintenance task), `levels` exact levels; empty means any."""
-        clauses, params = ["at >= ?", "at < ?"], [int(start), int(end)]
+        clauses = ["at >= ?", "at < ?"]
+        params: list[int | str] = [int(start), int(end)]
         if kinds:
             clauses.append("(" + " OR ".join("kind LIKE ? ESCAPE '\\'" for _ in kinds) + ")")
             params += [k.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
