@@ -212,7 +212,7 @@ def _open(path: str | Path) -> Iterator[tuple[InputContainer, AudioStream]]:
         ) from exc
     with container:
         stream = container.streams.best("audio")
-        if stream is None:
+        if not isinstance(stream, AudioStream):  # None: no audio stream at all
             raise NotAudioError("The file has no audio stream.")
         if stream.codec_context is None:
             raise NotAudioError(
@@ -352,8 +352,9 @@ def _finite(frame: AudioFrame) -> tuple[AudioFrame, int]:
     n_bad = int(np.count_nonzero(bad))
     if not n_bad:
         return frame, 0
-    data = np.where(bad, 0, data).astype(data.dtype)
-    clean = AudioFrame.from_ndarray(data, format=frame.format.name, layout=frame.layout.name)
+    zeroed = data.copy()
+    zeroed[bad] = 0
+    clean = AudioFrame.from_ndarray(zeroed, format=frame.format.name, layout=frame.layout.name)
     clean.sample_rate = frame.sample_rate
     clean.pts = frame.pts
     clean.time_base = frame.time_base

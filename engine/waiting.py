@@ -12,7 +12,7 @@ T = TypeVar("T")
 POLL_S = 0.05
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
+def wait_for(condition: Callable[[], T | None], timeout: float = 60, what: str = "condition") -> T:
     """Call `condition` until it returns something truthy, and return that; TimeoutError
     naming `what` once `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout

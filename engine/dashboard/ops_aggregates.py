@@ -77,7 +77,9 @@ class LineFit:
         return self.intercept + self.slope * x
 
 
-def least_squares(xs: Sequence[float], ys: Sequence[float]) -> LineFit | None:
+def least_squares(
+    xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray
+) -> LineFit | None:
     """y = intercept + slope * x by ordinary least squares; None with fewer than 3 points or
     no spread in x."""
     x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)

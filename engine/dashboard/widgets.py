@@ -20,7 +20,7 @@ def time_window(
         label, operations_view.WINDOW_CHOICES, default=default, key=f"{key}_window", width="stretch"
     )
     days = (
-        st.date_input("Days", value=(), key=f"{key}_days")
+        st.date_input("Days", value=[], key=f"{key}_days")
         if choice == operations_view.CUSTOM
         else ()
     )

@@ -55,7 +55,7 @@ def _optional(fn, *args) -> Any:
     """Some readings are not supported on every board (power on many laptops): None."""
     try:
         return fn(*args)
-    except Exception:  # noqa: BLE001 - pynvml raises NVMLError_NotSupported and friends
+    except Exception:  # pynvml raises NVMLError_NotSupported and friends
         return None
 
 
@@ -71,12 +71,13 @@ def read_gpus(nvml: ModuleType | None = None) -> GpuSnapshot:
     Never raises: without a usable NVML the snapshot says why (CPU mode)."""
     if nvml is None:
         try:
-            import pynvml as nvml
+            import pynvml
         except ImportError as exc:
             return GpuSnapshot(unavailable_reason=f"pynvml is not installed ({exc})")
+        nvml = pynvml
     try:
         nvml.nvmlInit()
-    except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound / DriverNotLoaded
+    except Exception as exc:  # NVMLError_LibraryNotFound / DriverNotLoaded
         return GpuSnapshot(
             unavailable_reason=f"no NVIDIA driver ({_text(exc) or type(exc).__name__})"
         )
@@ -105,7 +106,7 @@ def read_gpus(nvml: ModuleType | None = None) -> GpuSnapshot:
             cuda_version=_cuda_version(nvml),
             unavailable_reason=None if gpus else "NVML found no GPU",
         )
-    except Exception as exc:  # noqa: BLE001 - a driver hiccup must not break a page
+    except Exception as exc:  # a driver hiccup must not break a page
         return GpuSnapshot(unavailable_reason=f"NVML error: {_text(exc)}")
     finally:
         _optional(nvml.nvmlShutdown)

@@ -288,7 +288,8 @@ def run(store: Store, task: str, fn: Callable[[], Any], describe: Callable[[Any]
         log.exception("maintenance %s failed", task)
         _event(store, task, f"Failed: {type(exc).__name__}: {exc}", "error", {})
         return None
-    data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result or {})
+    is_record = dataclasses.is_dataclass(result) and not isinstance(result, type)
+    data = dataclasses.asdict(result) if is_record else dict(result or {})
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
     data["seconds"] = round(time.monotonic() - started, 3)
     _event(store, task, describe(result), "info", data)

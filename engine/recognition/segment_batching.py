@@ -130,12 +130,13 @@ def recognise_together(
             counts[seg.rec] += row_count
 
     for r, samples in enumerate(recordings):
-        if vad_results[r] is None:
+        found = vad_results[r]
+        if found is None:
             continue
-        n = len(vad_results[r][0]["value"])
+        n = len(found[0]["value"])
         queue = [recognised[(r, rank)] for rank in range(n)]
         stages.reset()
-        with _replaying(automodel, vad_results[r], queue):
+        with _replaying(automodel, found, queue):
             outputs[r].results = automodel.generate(samples, **cfg)
         outputs[r].stage_ms["asr"] = round(asr_s[r] * 1000)
         if "punc" in stages.seconds:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 from engine.audio import decode
 
@@ -122,6 +123,8 @@ def _write(
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
+        if not isinstance(stream, AudioStream):
+            raise ValueError(f"{codec} is not an audio codec")
         if bit_rate:
             stream.codec_context.bit_rate = bit_rate
         for start in range(0, len(samples), RATE):

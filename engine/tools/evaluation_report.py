@@ -37,9 +37,14 @@ class Hypothesis:
 
 
 class _Utterance(Protocol):
-    id: str
-    reference: str
-    hotwords: list[str]
+    """What the report reads of an utterance (read-only, so a frozen dataclass fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def hotwords(self) -> list[str]: ...
 
 
 def _bin_index(confidence: float) -> int:

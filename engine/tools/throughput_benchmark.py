@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -206,18 +207,19 @@ def serving(
     )
     store = open_store(settings.db_path)
     client = ApiClient(f"http://127.0.0.1:{settings.port}", timeout_s=600)
+
+    def loaded_worker() -> dict[str, Any] | None:
+        worker = store.latest_worker()
+        return worker if proc.poll() is None and worker and worker["model_loaded"] else None
+
     try:
-        wait_for(
-            lambda: proc.poll() is None and (w := store.latest_worker()) and w["model_loaded"],
-            1200,
-            "the worker to load the models",
-        )
+        worker = wait_for(loaded_worker, 1200, "the worker to load the models")
         wait_for(_reachable(client), 300, "the web process")
         yield {
             "settings": settings,
             "store": store,
             "client": client,
-            "worker_pid": int(store.latest_worker()["pid"]),
+            "worker_pid": int(worker["pid"]),
             "serve_pid": proc.pid,
             "given": {k: v for k, v in env_settings.items() if k != "SEACO_DATA_DIR"},
         }
@@ -252,7 +254,7 @@ def run_system(
         latency = []
         for _ in range(idle_jobs):
             job_id = client.submit(Path(short["path"]), hotwords)
-            (done,) = wait_for(lambda j=job_id: _all_final(store, [j]), 600, "an idle job")
+            (done,) = wait_for(partial(_all_final, store, [job_id]), 600, "an idle job")
             latency.append(done.started_at - done.submitted_at)
         peak_rss = _peak_rss_mb(served["worker_pid"])
     return {
