@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.dashboard import jobs_page  # noqa: E402
-from engine.jobs import Sentence  # noqa: E402
-from engine.store import JobResult, NewJob, Store, open_store  # noqa: E402
+from engine.dashboard import jobs_page
+from engine.jobs import Sentence
+from engine.store import JobResult, NewJob, Store, open_store
 
 # ~600 common characters, most frequent first (so index 0 is the commonest, like 的).
 CHARS = (

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import audio  # noqa: E402
-from engine.accuracy import edit_counts  # noqa: E402
-from engine.config import load_settings  # noqa: E402
-from engine.recognition.pipeline import pipeline_for  # noqa: E402
-from engine.tools.benchmark_corpus import build_corpus  # noqa: E402
+from engine import audio
+from engine.accuracy import edit_counts
+from engine.config import load_settings
+from engine.recognition.pipeline import pipeline_for
+from engine.tools.benchmark_corpus import build_corpus
 
 
 def main() -> int:

@@ -48,7 +48,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.audio_fixtures import speech_samples, write_audio  # noqa: E402
+from tests.audio_fixtures import speech_samples, write_audio
 
 FINAL = ("done", "failed", "cancelled")
 SENTENCE = "jin1 tian1 tian1 qi4 hen3 hao3 wo3 men5 qu4 gong1 yuan2 san4 bu4"

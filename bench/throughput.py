@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.tools.throughput_benchmark import main  # noqa: E402
+from engine.tools.throughput_benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

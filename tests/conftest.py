@@ -92,7 +92,7 @@ def tiny_service(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str
 
 
 class _RecordingHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
         status = self.server.status  # type: ignore[attr-defined]

@@ -73,7 +73,7 @@ def test_installed_wheel_serves_from_any_directory(wheel, tmp_path, tiny_models)
     )  # fmt: skip
     assert Path(where.stdout.strip()) == site / "engine" / "_app"
 
-    log = open(tmp_path / "serve.log", "ab")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "serve.log", "ab")  # closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "serve"], cwd=elsewhere, env=env, stdout=log,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -101,9 +101,13 @@ def _get(url: str) -> dict:
 def _post_file(url: str, path: Path) -> dict:
     boundary = "seacoboundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"'
-        "\r\nContent-Type: application/octet-stream\r\n\r\n"
-    ).encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"'
+            "\r\nContent-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
     )

@@ -43,7 +43,7 @@ def send_webhook(url: str, payload: dict[str, Any], timeout_s: float = SEND_TIME
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         response.read()
 
 

@@ -119,7 +119,7 @@ def probe_health(
     code: int | None = None
     body = b""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             code, body = response.status, response.read()
     except urllib.error.HTTPError as exc:  # 503 "down" still has a JSON body
         code, body = exc.code, exc.read()

@@ -195,7 +195,7 @@ def serving(
     }
     settings = load_settings(env_settings, env_file=None)
     settings.ensure_dirs()
-    out = open(log, "ab")  # noqa: SIM115 - closed below with the process
+    out = open(log, "ab")  # closed below with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve"],
         cwd=ROOT,

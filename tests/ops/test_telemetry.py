@@ -92,7 +92,7 @@ def test_old_samples_become_minute_means_and_older_ones_go(store, settings):
 class _Health(BaseHTTPRequestHandler):
     answer: tuple[int, bytes] = (200, b"")
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):  # http.server's naming
         code, body = self.server.answer  # type: ignore[attr-defined]
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
