@@ -46,16 +46,47 @@ TARGET_RATE = 16_000
 """The rate the ASR model was trained on."""
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
-    "wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "webm", "amr", "mp4",
-)  # fmt: skip
+    "wav",
+    "mp3",
+    "flac",
+    "ogg",
+    "opus",
+    "m4a",
+    "aac",
+    "webm",
+    "amr",
+    "mp4",
+)
 """What the upload widget offers. Detection is by content, never by name: a stored file has
 no extension, and any container in ALLOWED_DEMUXERS is accepted whatever it is called."""
 
 ALLOWED_DEMUXERS: tuple[str, ...] = (
-    "wav", "w64", "aiff", "caf", "au", "mp3", "aac", "ac3", "eac3", "dts", "flac", "ogg",
-    "mov", "matroska", "amr", "amrnb", "amrwb", "asf", "avi", "flv", "mpeg", "mpegts", "wv",
-    "ape", "tta",
-)  # fmt: skip
+    "wav",
+    "w64",
+    "aiff",
+    "caf",
+    "au",
+    "mp3",
+    "aac",
+    "ac3",
+    "eac3",
+    "dts",
+    "flac",
+    "ogg",
+    "mov",
+    "matroska",
+    "amr",
+    "amrnb",
+    "amrwb",
+    "asf",
+    "avi",
+    "flv",
+    "mpeg",
+    "mpegts",
+    "wv",
+    "ape",
+    "tta",
+)
 """FFmpeg demuxers we let open an upload (its `format_whitelist`). Audio and video containers
 only: playlist and image demuxers (hls, concat, image2...) would read other files or URLs
 named inside an uploaded file, and nothing a user records needs them."""
@@ -168,8 +199,10 @@ def decode(
     if header_s is not None and samples.size < 0.9 * header_s * TARGET_RATE:
         log.warning(
             "%s: decoded %.1f s of the %.1f s its header announces (truncated file?)",
-            path, samples.size / TARGET_RATE, header_s,
-        )  # fmt: skip
+            path,
+            samples.size / TARGET_RATE,
+            header_s,
+        )
     info = AudioInfo(
         container=container_name,
         codec=codec,

@@ -157,15 +157,22 @@ def deliver_due(store: Store, settings: Settings, now: int | None = None) -> lis
         if error is not None and not gave_up:
             next_at = at + ATTEMPT_DELAYS_S[number - 1] * 1000
         store.record_callback_attempt(
-            job.id, attempts=number, status=status, error=error, next_at=next_at,
-            gave_up=gave_up, now=at,
-        )  # fmt: skip
+            job.id,
+            attempts=number,
+            status=status,
+            error=error,
+            next_at=next_at,
+            gave_up=gave_up,
+            now=at,
+        )
         if gave_up:
             store.add_event(
                 "callback.failed",
                 f"Gave up announcing job {job.id} to {due.url} after {number} attempts: {error}.",
-                level="warning", job_id=job.id, data={"url": due.url, "error": error},
-            )  # fmt: skip
+                level="warning",
+                job_id=job.id,
+                data={"url": due.url, "error": error},
+            )
         attempts.append(Attempt(job.id, number, status, error, gave_up))
     return attempts
 
@@ -183,6 +190,12 @@ def register(scheduler: BaseScheduler, settings: Settings, store: Store) -> None
             log.exception("callback delivery failed")
 
     scheduler.add_job(
-        run, "interval", seconds=DELIVER_EVERY_S, id="callbacks.deliver", replace_existing=True,
-        executor=ensure_ops_executor(scheduler), coalesce=True, max_instances=1,
-    )  # fmt: skip
+        run,
+        "interval",
+        seconds=DELIVER_EVERY_S,
+        id="callbacks.deliver",
+        replace_existing=True,
+        executor=ensure_ops_executor(scheduler),
+        coalesce=True,
+        max_instances=1,
+    )

@@ -227,7 +227,7 @@ def submit_batch(
                     batch_id=batch_id,
                     source=source,
                     callback_url=callback_url,
-                )  # fmt: skip
+                )
             )
         except SeacoError as exc:
             rejected.append((display_name(name), exc))

@@ -21,8 +21,17 @@ WINDOWS = {"1 h": HOUR_MS, "24 h": 24 * HOUR_MS, "72 h": 72 * HOUR_MS, "7 d": 16
 CUSTOM = "custom"
 WINDOW_CHOICES = (*WINDOWS, CUSTOM)
 # Chart buckets: the smallest that keeps a window under ~400 points.
-BUCKETS_MS = (10_000, 60_000, 300_000, 900_000, 1_800_000, HOUR_MS, 3 * HOUR_MS, 6 * HOUR_MS,
-              24 * HOUR_MS)  # fmt: skip
+BUCKETS_MS = (
+    10_000,
+    60_000,
+    300_000,
+    900_000,
+    1_800_000,
+    HOUR_MS,
+    3 * HOUR_MS,
+    6 * HOUR_MS,
+    24 * HOUR_MS,
+)
 MAX_POINTS = 400
 OPS_EVENT_KINDS = ("maintenance.", "alert.", "callback.")
 MB = 2**20
@@ -77,16 +86,56 @@ def _times(ms: pd.Series) -> pd.Series:
 
 
 # --- loading the window's history -----------------------------------------------------------
-JOB_COLUMNS = ["id", "state", "priority", "source", "original_name", "attempts", "submitted_at",
-               "started_at", "finished_at", "queue_wait_ms", "decode_ms", "inference_ms",
-               "total_ms", "rtf", "duration_ms", "error", "error_class"]  # fmt: skip
-TELEMETRY_COLUMNS = ["at", "samples", "cpu_pct", "ram_used_bytes", "ram_min_bytes",
-                     "ram_max_bytes", "ram_total_bytes", "rss_bytes", "rss_min_bytes",
-                     "rss_peak_bytes", "queue_depth", "queue_max", "running_jobs",
-                     "vram_used_bytes", "vram_min_bytes", "vram_peak_bytes", "vram_total_bytes",
-                     "gpu_util_pct"]  # fmt: skip
-GPU_COLUMNS = ["at", "gpu", "name", "memory_used_bytes", "memory_peak_bytes",
-               "memory_total_bytes", "utilization_pct", "temperature_c", "power_w"]  # fmt: skip
+JOB_COLUMNS = [
+    "id",
+    "state",
+    "priority",
+    "source",
+    "original_name",
+    "attempts",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "queue_wait_ms",
+    "decode_ms",
+    "inference_ms",
+    "total_ms",
+    "rtf",
+    "duration_ms",
+    "error",
+    "error_class",
+]
+TELEMETRY_COLUMNS = [
+    "at",
+    "samples",
+    "cpu_pct",
+    "ram_used_bytes",
+    "ram_min_bytes",
+    "ram_max_bytes",
+    "ram_total_bytes",
+    "rss_bytes",
+    "rss_min_bytes",
+    "rss_peak_bytes",
+    "queue_depth",
+    "queue_max",
+    "running_jobs",
+    "vram_used_bytes",
+    "vram_min_bytes",
+    "vram_peak_bytes",
+    "vram_total_bytes",
+    "gpu_util_pct",
+]
+GPU_COLUMNS = [
+    "at",
+    "gpu",
+    "name",
+    "memory_used_bytes",
+    "memory_peak_bytes",
+    "memory_total_bytes",
+    "utilization_pct",
+    "temperature_c",
+    "power_w",
+]
 PROBE_COLUMNS = ["at", "healthy", "http_status", "status", "latency_ms", "error"]
 
 
@@ -150,15 +199,21 @@ def headline(h: History) -> dict[str, str]:
 def latency_table(h: History) -> pd.DataFrame:
     """p50/p95/p99 and max, in seconds, of queue wait, processing and the two together."""
     rows = []
-    for label, column in (("queue wait", "queue_wait_s"), ("processing", "processing_s"),
-                          ("total (submit to result)", "latency_s")):  # fmt: skip
+    for label, column in (
+        ("queue wait", "queue_wait_s"),
+        ("processing", "processing_s"),
+        ("total (submit to result)", "latency_s"),
+    ):
         values = list(h.done[column].dropna())
         found = ops_aggregates.percentiles(values)
-        rows.append({
-            "measure": label, "jobs": len(values),
-            **{f"p{q}": _round(found[q]) for q in ops_aggregates.PERCENTILES},
-            "max": _round(max(values)) if values else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "measure": label,
+                "jobs": len(values),
+                **{f"p{q}": _round(found[q]) for q in ops_aggregates.PERCENTILES},
+                "max": _round(max(values)) if values else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -168,7 +223,7 @@ def latency_points(h: History) -> pd.DataFrame:
     frames = [
         pd.DataFrame(
             {"finished": done["finished"], "job": done["id"], "part": part, "seconds": done[column]}
-        )  # fmt: skip
+        )
         for part, column in (("queue wait", "queue_wait_s"), ("processing", "processing_s"))
     ]
     return pd.concat(frames, ignore_index=True).dropna(subset=["seconds"])
@@ -211,8 +266,14 @@ def memory_series(h: History) -> pd.DataFrame:
 
 def queue_series(h: History) -> pd.DataFrame:
     t = h.telemetry
-    return pd.DataFrame({"time": t["time"], "queued (mean)": t["queue_depth"],
-                         "queued (max)": t["queue_max"], "running": t["running_jobs"]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "time": t["time"],
+            "queued (mean)": t["queue_depth"],
+            "queued (max)": t["queue_max"],
+            "running": t["running_jobs"],
+        }
+    )
 
 
 def load_series(h: History) -> pd.DataFrame:
@@ -232,11 +293,15 @@ def errors_by_class(h: History, tz: dt.tzinfo | None = None) -> pd.DataFrame:
     rows = []
     for error_class, group in failed.groupby(failed["error_class"].fillna("(none)")):
         last = group.iloc[-1]
-        rows.append({
-            "error class": error_class, "jobs": len(group),
-            "latest": format_clock(last["finished_at"], tz),
-            "latest job": int(last["id"]), "latest message": last["error"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "error class": error_class,
+                "jobs": len(group),
+                "latest": format_clock(last["finished_at"], tz),
+                "latest job": int(last["id"]),
+                "latest message": last["error"],
+            }
+        )
     frame = pd.DataFrame(
         rows, columns=["error class", "jobs", "latest", "latest job", "latest message"]
     )
@@ -256,10 +321,17 @@ def ops_events(h: History, tz: dt.tzinfo | None = None, limit: int = 50) -> pd.D
 
 def _events_frame(rows: list[dict[str, Any]], tz: dt.tzinfo | None) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"time": format_clock(e["at"], tz), "level": e["level"], "kind": e["kind"],
-          "message": e["message"]} for e in rows],
+        [
+            {
+                "time": format_clock(e["at"], tz),
+                "level": e["level"],
+                "kind": e["kind"],
+                "message": e["message"],
+            }
+            for e in rows
+        ],
         columns=["time", "level", "kind", "message"],
-    )  # fmt: skip
+    )
 
 
 def schedule_rows(settings: Settings) -> list[dict[str, str]]:
@@ -269,13 +341,28 @@ def schedule_rows(settings: Settings) -> list[dict[str, str]]:
         {"task": t.title, "schedule": t.schedule, "does": t.does}
         for t in maintenance.tasks(settings)
     ]
-    rows.append({"task": "Telemetry", "schedule": _every(settings.telemetry_s),
-                 "does": f"raw {settings.telemetry_raw_days} d, 1-min means "
-                         f"{settings.telemetry_keep_days} d"})  # fmt: skip
-    rows.append({"task": "/health self-probe", "schedule": _every(settings.probe_s),
-                 "does": "records availability"})  # fmt: skip
-    rows.append({"task": "Stale-lease sweep", "schedule": _every(max(1, settings.lease_s // 2)),
-                 "does": "re-queues jobs of dead workers (job.requeued events)"})  # fmt: skip
+    rows.append(
+        {
+            "task": "Telemetry",
+            "schedule": _every(settings.telemetry_s),
+            "does": f"raw {settings.telemetry_raw_days} d, 1-min means "
+            f"{settings.telemetry_keep_days} d",
+        }
+    )
+    rows.append(
+        {
+            "task": "/health self-probe",
+            "schedule": _every(settings.probe_s),
+            "does": "records availability",
+        }
+    )
+    rows.append(
+        {
+            "task": "Stale-lease sweep",
+            "schedule": _every(max(1, settings.lease_s // 2)),
+            "does": "re-queues jobs of dead workers (job.requeued events)",
+        }
+    )
     return rows
 
 
@@ -339,9 +426,10 @@ def capacity_facts(report: CapacityReport) -> dict[str, str]:
         facts["Real-time streams"] = f"{s.streams}"
     if report.queue_wait_s is not None:
         facts["Expected queue wait"] = (
-            "unbounded (overloaded)" if math.isinf(report.queue_wait_s)
+            "unbounded (overloaded)"
+            if math.isinf(report.queue_wait_s)
             else f"{report.queue_wait_s:.1f} s"
-        )  # fmt: skip
+        )
         facts["Utilisation"] = format_pct(report.utilisation)
     return facts
 
@@ -355,8 +443,15 @@ def busy_series(h: History) -> pd.DataFrame:
     ]
     busy = ops_aggregates.busy_fraction(intervals, w.start_ms, w.end_ms, w.bucket_ms)
     frame = pd.DataFrame(busy, columns=["at", "fraction"])
-    parts = [pd.DataFrame({"time": _times(frame["at"]), "series": "worker busy",
-                           "percent": frame["fraction"] * 100})]  # fmt: skip
+    parts = [
+        pd.DataFrame(
+            {
+                "time": _times(frame["at"]),
+                "series": "worker busy",
+                "percent": frame["fraction"] * 100,
+            }
+        )
+    ]
     loads = load_series(h)
     if not loads.empty:
         parts.append(loads)

@@ -327,10 +327,15 @@ def fit_service(audio_s: Sequence[float], processing_s: Sequence[float]) -> Serv
     residuals = p - (overhead + rtf * a)
     sd = float(math.sqrt((residuals**2).sum() / max(1, len(p) - 2))) if len(p) > 2 else 0.0
     return ServiceModel(
-        overhead_s=float(overhead), rtf=float(rtf), residual_sd_s=sd, n=len(p),
-        mean_s=float(p.mean()), second_moment_s2=float((p**2).mean()),
-        audio_s=float(a.sum()), processing_s=float(p.sum()),
-    )  # fmt: skip
+        overhead_s=float(overhead),
+        rtf=float(rtf),
+        residual_sd_s=sd,
+        n=len(p),
+        mean_s=float(p.mean()),
+        second_moment_s2=float((p**2).mean()),
+        audio_s=float(a.sum()),
+        processing_s=float(p.sum()),
+    )
 
 
 def pk_wait_s(arrivals_per_s: float, mean_s: float, second_moment_s2: float) -> float:

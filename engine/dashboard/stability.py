@@ -78,37 +78,56 @@ def stability(
     rate = throughput(h)
     p95 = ops_aggregates.percentiles(list(done["latency_s"].dropna()), (95,))[95]
     rows = [
-        _row("Availability", format_pct(avail.share),
-             f"{avail.healthy} of {avail.probes} /health probes healthy (HTTP 200, status ok); "
-             f"{format_pct(avail.answered_share)} answered HTTP 200"),
-        _row("Job success rate", format_pct(counts.success_rate),
-             f"{counts.done} done, {counts.failed} failed, {counts.cancelled} cancelled"),
-    ]  # fmt: skip
+        _row(
+            "Availability",
+            format_pct(avail.share),
+            f"{avail.healthy} of {avail.probes} /health probes healthy (HTTP 200, status ok); "
+            f"{format_pct(avail.answered_share)} answered HTTP 200",
+        ),
+        _row(
+            "Job success rate",
+            format_pct(counts.success_rate),
+            f"{counts.done} done, {counts.failed} failed, {counts.cancelled} cancelled",
+        ),
+    ]
     for name, trend in trends.items():
         low, high = peaks[name]
-        rows.append(_row(
-            f"{name} min / max", "–" if pd.isna(high) else f"{_mb(low)} / {_mb(high)}",
-            "peak of the samples" if name != "RAM, machine" else "memory in use on the machine",
-        ))  # fmt: skip
+        rows.append(
+            _row(
+                f"{name} min / max",
+                "–" if pd.isna(high) else f"{_mb(low)} / {_mb(high)}",
+                "peak of the samples" if name != "RAM, machine" else "memory in use on the machine",
+            )
+        )
         if name == "VRAM" and not trend.n:
             rows.append(_row("VRAM trend", "CPU mode", "no GPU readings in this window"))
             continue
         rows.append(_row(f"{name} trend", trend.verdict, trend.describe()))
     rows += [
-        _row("Error log lines", f"{errors.count}",
-             "ERROR/CRITICAL lines in app.log and its rotated days"),
-        _row("Worst queue delay",
-             "–" if worst_wait is None else format_secs(worst_wait["queue_wait_ms"]),
-             "" if worst_wait is None else f"job {int(worst_wait['id'])}"),
-        _row("Slowest job", "–" if slowest is None else format_secs(slowest["total_ms"]),
-             "" if slowest is None else
-             f"job {int(slowest['id'])}: {format_secs(slowest['duration_ms'])} of audio"),
+        _row(
+            "Error log lines",
+            f"{errors.count}",
+            "ERROR/CRITICAL lines in app.log and its rotated days",
+        ),
+        _row(
+            "Worst queue delay",
+            "–" if worst_wait is None else format_secs(worst_wait["queue_wait_ms"]),
+            "" if worst_wait is None else f"job {int(worst_wait['id'])}",
+        ),
+        _row(
+            "Slowest job",
+            "–" if slowest is None else format_secs(slowest["total_ms"]),
+            ""
+            if slowest is None
+            else f"job {int(slowest['id'])}: {format_secs(slowest['duration_ms'])} of audio",
+        ),
         _row("p95 latency", "–" if p95 is None else f"{p95:.2f} s", "submit to result, done jobs"),
-        _row("Throughput", "–" if rate is None else f"{rate:.3f}",
-             "audio hours per wall-clock hour"),
+        _row(
+            "Throughput", "–" if rate is None else f"{rate:.3f}", "audio hours per wall-clock hour"
+        ),
         _row("Worker starts", f"{restarts}", "worker.start events (restarts and recycles)"),
         _row("Alerts", f"{alerts}", "alert.* events"),
-    ]  # fmt: skip
+    ]
     incidents = _incidents(store, settings, h)
     methods = [
         "Availability: share of /health self-probes (every SEACO_PROBE_S) that answered HTTP "
@@ -172,9 +191,14 @@ def _incidents(store: Store, settings: Settings, h: History) -> list[dict[str, A
         )
     if done["total_ms"].notna().any():
         job = done.loc[done["total_ms"].idxmax()]
-        out.append(_incident(job["finished_at"], "slowest job",
-                             f"job {int(job['id'])} took {format_secs(job['total_ms'])} for "
-                             f"{format_secs(job['duration_ms'])} of audio"))  # fmt: skip
+        out.append(
+            _incident(
+                job["finished_at"],
+                "slowest job",
+                f"job {int(job['id'])} took {format_secs(job['total_ms'])} for "
+                f"{format_secs(job['duration_ms'])} of audio",
+            )
+        )
     fence = ops_aggregates.far_out(list(done["rtf"].dropna()))
     if fence is not None:
         for _, job in done[done["rtf"] > fence].iterrows():

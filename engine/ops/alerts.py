@@ -65,9 +65,11 @@ def send_email(settings: Settings, subject: str, body: str) -> None:
     password = urllib.parse.unquote(url.password or "")
     if url.scheme == "smtps":
         client: smtplib.SMTP = smtplib.SMTP_SSL(
-            url.hostname, url.port or 465, timeout=SEND_TIMEOUT_S,
+            url.hostname,
+            url.port or 465,
+            timeout=SEND_TIMEOUT_S,
             context=ssl.create_default_context(),
-        )  # fmt: skip
+        )
     else:
         client = smtplib.SMTP(url.hostname, url.port or 587, timeout=SEND_TIMEOUT_S)
     with client:
@@ -106,9 +108,12 @@ def raise_alert(
         delivery.channels["alert log"] = f"failed: {exc}"
     log.warning("ALERT %s: %s", kind, message)
     payload = {
-        "kind": kind, "message": message, "at": when, "host": socket.gethostname(),
+        "kind": kind,
+        "message": message,
+        "at": when,
+        "host": socket.gethostname(),
         "data": data or {},
-    }  # fmt: skip
+    }
     if settings.alert_webhook_url:
         delivery.channels["webhook"] = _attempt(
             lambda: send_webhook(settings.alert_webhook_url, payload), "webhook"
@@ -119,9 +124,12 @@ def raise_alert(
             "e-mail",
         )
     store.add_event(
-        f"alert.{kind}", message, level="warning", now=at,
+        f"alert.{kind}",
+        message,
+        level="warning",
+        now=at,
         data={**(data or {}), "delivery": delivery.channels},
-    )  # fmt: skip
+    )
     return delivery
 
 

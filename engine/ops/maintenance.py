@@ -156,13 +156,19 @@ def check_gpu_memory(
     for reading, run in firing:
         used_gb, total_gb = reading.memory_used_bytes / 2**30, reading.memory_total_bytes / 2**30
         alerts.raise_alert(
-            store, settings, "gpu_memory",
+            store,
+            settings,
+            "gpu_memory",
             f"GPU {reading.index} ({reading.name}) has used {used_gb:.1f} of {total_gb:.1f} GB "
             f"for {run} readings in a row (threshold {watch.describe()}).",
-            data={"gpu": reading.index, "used_bytes": reading.memory_used_bytes,
-                  "total_bytes": reading.memory_total_bytes, "readings": run},
+            data={
+                "gpu": reading.index,
+                "used_bytes": reading.memory_used_bytes,
+                "total_bytes": reading.memory_total_bytes,
+                "readings": run,
+            },
             now=now,
-        )  # fmt: skip
+        )
         alerted.append(reading.index)
     return {
         "summary": "; ".join(
@@ -304,9 +310,11 @@ def _event(store: Store, task: str, message: str, level: str, data: dict[str, An
 
 
 def _rotation_text(r: app_log.Rotation) -> str:
-    head = f"Rotated {r.bytes / 2**20:.1f} MB to {r.rotated.name}." if r.rotated else (
-        "app.log was empty; nothing to rotate."
-    )  # fmt: skip
+    head = (
+        f"Rotated {r.bytes / 2**20:.1f} MB to {r.rotated.name}."
+        if r.rotated
+        else "app.log was empty; nothing to rotate."
+    )
     return head + (f" Deleted {', '.join(r.deleted)}." if r.deleted else "")
 
 
@@ -333,21 +341,40 @@ def tasks(settings: Settings) -> list[Task]:
     """The schedule as configured, for the Operations page and register()."""
     retention = settings.retention_cron if settings.audio_retention_days else "off"
     return [
-        Task("log_rotate", "Log rotation", settings.log_rotate_cron,
-             f"app.log -> app.log.YYYY-MM-DD.gz, keep {settings.log_keep}"),
-        Task("temp_cleanup", "Temp cleanup", settings.temp_cleanup_cron,
-             f"delete files in tmp/ not accessed for {settings.temp_max_age_s} s, "
-             "and stored audio no job uses"),
-        Task("gpu_check", "GPU memory check", settings.gpu_check_cron,
-             f"alert after {settings.gpu_alert_readings} readings in a row over "
-             + (f"{settings.gpu_alert_mb} MB" if settings.gpu_alert_mb
-                else f"{settings.gpu_alert_pct:g} %")),
-        Task("audio_retention", "Audio retention", retention,
-             f"delete audio of jobs finished {settings.audio_retention_days} days ago"
-             if settings.audio_retention_days else "off (SEACO_AUDIO_RETENTION_DAYS=0)"),
-        Task("vacuum", "VACUUM / ANALYZE", settings.vacuum_cron,
-             "compact jobs.db when idle"),
-    ]  # fmt: skip
+        Task(
+            "log_rotate",
+            "Log rotation",
+            settings.log_rotate_cron,
+            f"app.log -> app.log.YYYY-MM-DD.gz, keep {settings.log_keep}",
+        ),
+        Task(
+            "temp_cleanup",
+            "Temp cleanup",
+            settings.temp_cleanup_cron,
+            f"delete files in tmp/ not accessed for {settings.temp_max_age_s} s, "
+            "and stored audio no job uses",
+        ),
+        Task(
+            "gpu_check",
+            "GPU memory check",
+            settings.gpu_check_cron,
+            f"alert after {settings.gpu_alert_readings} readings in a row over "
+            + (
+                f"{settings.gpu_alert_mb} MB"
+                if settings.gpu_alert_mb
+                else f"{settings.gpu_alert_pct:g} %"
+            ),
+        ),
+        Task(
+            "audio_retention",
+            "Audio retention",
+            retention,
+            f"delete audio of jobs finished {settings.audio_retention_days} days ago"
+            if settings.audio_retention_days
+            else "off (SEACO_AUDIO_RETENTION_DAYS=0)",
+        ),
+        Task("vacuum", "VACUUM / ANALYZE", settings.vacuum_cron, "compact jobs.db when idle"),
+    ]
 
 
 def register(
@@ -368,42 +395,61 @@ def register(
         result = run(store, "vacuum", lambda: vacuum_database(store), _vacuum_text)
         if result and result["skipped"]:
             scheduler.add_job(
-                vacuum, "date", run_date=dt.datetime.now(dt.timezone.utc) + dt.timedelta(
-                    seconds=VACUUM_RETRY_S), id="maintenance.vacuum_retry",
-                replace_existing=True, executor=executor, misfire_grace_time=None,
-            )  # fmt: skip
+                vacuum,
+                "date",
+                run_date=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=VACUUM_RETRY_S),
+                id="maintenance.vacuum_retry",
+                replace_existing=True,
+                executor=executor,
+                misfire_grace_time=None,
+            )
 
     jobs: dict[str, Callable[[], Any]] = {
         "log_rotate": lambda: run(
-            store, "log_rotate", lambda: app_log.rotate(settings.log_dir, settings.log_keep),
+            store,
+            "log_rotate",
+            lambda: app_log.rotate(settings.log_dir, settings.log_keep),
             _rotation_text,
         ),
         "temp_cleanup": lambda: run(
-            store, "temp_cleanup", lambda: TempCleanup(
+            store,
+            "temp_cleanup",
+            lambda: TempCleanup(
                 clean_temp(settings.tmp_dir, settings.temp_max_age_s),
-                remove_orphan_audio(store, settings.audio_dir)),
+                remove_orphan_audio(store, settings.audio_dir),
+            ),
             describe_cleanup,
         ),
         "gpu_check": lambda: run(
-            store, "gpu_check", lambda: check_gpu_memory(store, settings, watch, nvml),
+            store,
+            "gpu_check",
+            lambda: check_gpu_memory(store, settings, watch, nvml),
             lambda r: r["summary"],
         ),
         "audio_retention": lambda: run(
-            store, "audio_retention",
+            store,
+            "audio_retention",
             lambda: purge_old_audio(store, settings.data_dir, settings.audio_retention_days),
-            lambda r: f"Deleted the audio of {r.files} files ({r.bytes / 2**20:.1f} MB); "
-            f"{r.skipped} in use again.",
+            lambda r: (
+                f"Deleted the audio of {r.files} files ({r.bytes / 2**20:.1f} MB); "
+                f"{r.skipped} in use again."
+            ),
         ),
         "vacuum": vacuum,
-    }  # fmt: skip
+    }
     for task in tasks(settings):
         if is_off(task.schedule):
             continue
         trigger = cron_trigger(task.schedule, zone)
         scheduler.add_job(
-            jobs[task.name], trigger, id=f"maintenance.{task.name}",
-            executor=executor, coalesce=True, max_instances=1, misfire_grace_time=3600,
-        )  # fmt: skip
+            jobs[task.name],
+            trigger,
+            id=f"maintenance.{task.name}",
+            executor=executor,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
         if task.name in CATCH_UP_TASKS:
             _catch_up(scheduler, store, task, trigger, jobs[task.name], executor)
     return watch
@@ -435,12 +481,22 @@ def _catch_up(
         if due is None:
             return
         scheduler.add_job(
-            job, "date", run_date=now + dt.timedelta(seconds=CATCH_UP_DELAY_S),
-            id=f"maintenance.{task.name}.catch_up", replace_existing=True, executor=executor,
+            job,
+            "date",
+            run_date=now + dt.timedelta(seconds=CATCH_UP_DELAY_S),
+            id=f"maintenance.{task.name}.catch_up",
+            replace_existing=True,
+            executor=executor,
             misfire_grace_time=None,
-        )  # fmt: skip
+        )
         when = due.astimezone().strftime("%Y-%m-%d %H:%M")
-        _event(store, "catch_up", f"{task.title} was due at {when} while no worker ran; "
-               f"running it in {CATCH_UP_DELAY_S} s.", "info", {"task": task.name})  # fmt: skip
+        _event(
+            store,
+            "catch_up",
+            f"{task.title} was due at {when} while no worker ran; "
+            f"running it in {CATCH_UP_DELAY_S} s.",
+            "info",
+            {"task": task.name},
+        )
     except Exception:  # a busy database must not stop the worker from starting
         log.exception("could not check %s for a missed run", task.name)

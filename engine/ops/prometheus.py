@@ -67,13 +67,15 @@ class StoreCollector:
         info = (worker or {}).get("info") or {}
         if "gpu_memory_used_bytes" in info:  # written by the worker when it has a GPU
             yield GaugeMetricFamily(
-                "seaco_gpu_memory_used_bytes", "GPU memory in use.",
+                "seaco_gpu_memory_used_bytes",
+                "GPU memory in use.",
                 value=info["gpu_memory_used_bytes"],
-            )  # fmt: skip
+            )
             yield GaugeMetricFamily(
-                "seaco_gpu_memory_total_bytes", "GPU memory in total.",
+                "seaco_gpu_memory_total_bytes",
+                "GPU memory in total.",
                 value=info.get("gpu_memory_total_bytes", 0),
-            )  # fmt: skip
+            )
 
 
 def render_metrics(store: Store, settings: Settings) -> bytes:

@@ -172,19 +172,28 @@ def register(
     if settings.telemetry_s:
         sampler = Sampler(store, nvml)
         scheduler.add_job(
-            _guarded(sampler.record, "telemetry sample"), "interval",
-            seconds=settings.telemetry_s, id="telemetry.sample", **common,
-        )  # fmt: skip
+            _guarded(sampler.record, "telemetry sample"),
+            "interval",
+            seconds=settings.telemetry_s,
+            id="telemetry.sample",
+            **common,
+        )
     if settings.probe_s:
         url = health_url(settings)
         scheduler.add_job(
             _guarded(lambda: record_probe(store, probe_health(url)), "health probe"),
-            "interval", seconds=settings.probe_s, id="telemetry.probe", **common,
-        )  # fmt: skip
+            "interval",
+            seconds=settings.probe_s,
+            id="telemetry.probe",
+            **common,
+        )
     scheduler.add_job(
-        _guarded(lambda: compact(store, settings), "telemetry compaction"), "interval",
-        seconds=COMPACT_EVERY_S, id="telemetry.compact", **common,
-    )  # fmt: skip
+        _guarded(lambda: compact(store, settings), "telemetry compaction"),
+        "interval",
+        seconds=COMPACT_EVERY_S,
+        id="telemetry.compact",
+        **common,
+    )
 
 
 def _guarded(fn, what: str):

@@ -215,9 +215,14 @@ class AsrPipeline:
         except Exception as exc:
             raise ModelError(load_failure_message(specs, exc)) from exc
         pipeline = cls(
-            automodel, specs, resolved_device, max(1, int(ncpu)), int(batch_size_s),
-            cpu_batch_s=int(cpu_batch_s), precision=resolved_precision,
-        )  # fmt: skip
+            automodel,
+            specs,
+            resolved_device,
+            max(1, int(ncpu)),
+            int(batch_size_s),
+            cpu_batch_s=int(cpu_batch_s),
+            precision=resolved_precision,
+        )
         pipeline.load_seconds = time.perf_counter() - started
         _malloc_trim()
         started = time.perf_counter()
@@ -283,9 +288,13 @@ class AsrPipeline:
             prepared.append(samples)
         with self._lock:
             outputs = recognise_together(
-                self._model, prepared, hotword_argument(words), self.segment_batch_s,
-                self._scores, self._stages,
-            )  # fmt: skip
+                self._model,
+                prepared,
+                hotword_argument(words),
+                self.segment_batch_s,
+                self._scores,
+                self._stages,
+            )
         return [
             self._transcript(
                 out.results,
@@ -294,7 +303,7 @@ class AsrPipeline:
                 out.tokens,
                 out.stage_ms,
                 int(round(len(samples) * 1000 / SAMPLE_RATE)),
-            )  # fmt: skip
+            )
             for out, samples in zip(outputs, prepared, strict=True)
         ]
 

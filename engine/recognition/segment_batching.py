@@ -87,8 +87,12 @@ def recognise_together(
     holds the model lock."""
     import math
 
-    cfg = {"hotword": hotword, "sentence_timestamp": True, "return_raw_text": True,
-           "batch_size_s": batch_size_s}  # fmt: skip
+    cfg = {
+        "hotword": hotword,
+        "sentence_timestamp": True,
+        "return_raw_text": True,
+        "batch_size_s": batch_size_s,
+    }
     outputs = [Output(results=[]) for _ in recordings]
     vad_results: list[list[dict] | None] = [None] * len(recordings)
     segments: list[_Segment] = []
@@ -107,8 +111,9 @@ def recognise_together(
         vad_results[r] = vad
         value = vad[0]["value"]
         order = sorted(range(len(value)), key=lambda i: value[i][1] - value[i][0])
-        segments += [_Segment(r, rank, int(value[i][0]), int(value[i][1]))
-                     for rank, i in enumerate(order)]  # fmt: skip
+        segments += [
+            _Segment(r, rank, int(value[i][0]), int(value[i][1])) for rank, i in enumerate(order)
+        ]
 
     recognised: dict[tuple[int, int], dict] = {}
     for batch in batches(segments, max(1, batch_size_s) * 1000):
@@ -172,8 +177,10 @@ class _replaying:
         return taken, {}
 
     def __enter__(self) -> _replaying:
-        self._saved = (self.vad_model.__dict__.get("inference"),
-                       self.model.__dict__.get("inference"))  # fmt: skip
+        self._saved = (
+            self.vad_model.__dict__.get("inference"),
+            self.model.__dict__.get("inference"),
+        )
         self.vad_model.inference = self._vad
         self.model.inference = self._asr
         return self

@@ -150,16 +150,25 @@ class QueueSide(Database):
                        vad_ms = ?, asr_ms = ?, punc_ms = ?
                    WHERE id = ?""",
                 (
-                    now, now, result.text, result.raw_text, result.confidence,
+                    now,
+                    now,
+                    result.text,
+                    result.raw_text,
+                    result.confidence,
                     len(result.sentences),
                     json.dumps(result.effective_hotwords, ensure_ascii=False),
-                    result.decode_ms, result.inference_ms, total_ms,
+                    result.decode_ms,
+                    result.inference_ms,
+                    total_ms,
                     (total_ms / duration_ms) if duration_ms else None,
-                    json.dumps(result.model_info, ensure_ascii=False), duration_ms,
-                    result.stage_ms.get("vad"), result.stage_ms.get("asr"),
-                    result.stage_ms.get("punc"), job_id,
+                    json.dumps(result.model_info, ensure_ascii=False),
+                    duration_ms,
+                    result.stage_ms.get("vad"),
+                    result.stage_ms.get("asr"),
+                    result.stage_ms.get("punc"),
+                    job_id,
                 ),
-            )  # fmt: skip
+            )
             conn.execute("DELETE FROM sentences WHERE job_id = ?", (job_id,))
             conn.execute(_FTS_DELETE_JOB, _fts_rowid_range(job_id))
             first_rowid = _fts_rowid_range(job_id)[0]
@@ -265,13 +274,16 @@ class QueueSide(Database):
                 return None
             attempts = row[1]
             recovery = self._recover(
-                conn, [row], now, error_class="JobTimeout",
+                conn,
+                [row],
+                now,
+                error_class="JobTimeout",
                 error=f"The job ran past its hard time limit of {limit_s:.0f} s "
                 f"(SEACO_JOB_TIMEOUT_S + SEACO_JOB_TIMEOUT_FACTOR x its audio length) and the "
                 f"worker was stopped, on {attempts} attempt{'s' if attempts != 1 else ''}, so "
                 "it was set aside. The file may be damaged or too demanding; check the "
                 "service log.",
-            )  # fmt: skip
+            )
         return "failed" if recovery.poisoned else "requeued"
 
     def _recover(
@@ -402,11 +414,17 @@ class QueueSide(Database):
                        jobs_done = coalesce(?, jobs_done), jobs_failed = coalesce(?, jobs_failed)
                    WHERE id = ?""",
                 (
-                    now, state, int(model_loaded), model_error, current_job_id,
+                    now,
+                    state,
+                    int(model_loaded),
+                    model_error,
+                    current_job_id,
                     json.dumps(info, ensure_ascii=False) if info is not None else None,
-                    jobs_done, jobs_failed, worker_id,
+                    jobs_done,
+                    jobs_failed,
+                    worker_id,
                 ),
-            )  # fmt: skip
+            )
             if current_job_id is not None:
                 conn.execute(
                     "UPDATE jobs SET lease_expires_at = ?"

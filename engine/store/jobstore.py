@@ -141,13 +141,26 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                        use_default_hotwords, compare_of)
                    VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    new.priority, new.batch_id, new.source, now, now, max_attempts,
-                    new.audio_sha256, new.audio_path, new.audio_bytes, new.original_name,
-                    new.container, new.codec, new.duration_ms, new.sample_rate, new.channels,
+                    new.priority,
+                    new.batch_id,
+                    new.source,
+                    now,
+                    now,
+                    max_attempts,
+                    new.audio_sha256,
+                    new.audio_path,
+                    new.audio_bytes,
+                    new.original_name,
+                    new.container,
+                    new.codec,
+                    new.duration_ms,
+                    new.sample_rate,
+                    new.channels,
                     json.dumps(list(new.hotwords), ensure_ascii=False),
-                    int(new.use_default_hotwords), new.compare_of,
+                    int(new.use_default_hotwords),
+                    new.compare_of,
                 ),
-            )  # fmt: skip
+            )
             job_id = _inserted_id(cursor)
             if new.callback_url:
                 conn.execute(

@@ -15,16 +15,40 @@ from engine.store.database import Database, now_ms
 
 # Columns a telemetry row may carry (what add_telemetry accepts; anything else is ignored).
 _OPS_COLUMNS = {
-    "telemetry": frozenset((
-        "at", "resolution_s", "samples", "cpu_pct", "ram_used_bytes", "ram_total_bytes",
-        "rss_bytes", "rss_peak_bytes", "queue_depth", "running_jobs", "vram_used_bytes",
-        "vram_peak_bytes", "vram_total_bytes", "gpu_util_pct",
-    )),
-    "gpu_telemetry": frozenset((
-        "at", "resolution_s", "samples", "gpu", "name", "memory_used_bytes",
-        "memory_peak_bytes", "memory_total_bytes", "utilization_pct", "temperature_c", "power_w",
-    )),
-}  # fmt: skip
+    "telemetry": frozenset(
+        (
+            "at",
+            "resolution_s",
+            "samples",
+            "cpu_pct",
+            "ram_used_bytes",
+            "ram_total_bytes",
+            "rss_bytes",
+            "rss_peak_bytes",
+            "queue_depth",
+            "running_jobs",
+            "vram_used_bytes",
+            "vram_peak_bytes",
+            "vram_total_bytes",
+            "gpu_util_pct",
+        )
+    ),
+    "gpu_telemetry": frozenset(
+        (
+            "at",
+            "resolution_s",
+            "samples",
+            "gpu",
+            "name",
+            "memory_used_bytes",
+            "memory_peak_bytes",
+            "memory_total_bytes",
+            "utilization_pct",
+            "temperature_c",
+            "power_w",
+        )
+    ),
+}
 
 
 def _wmean(column: str) -> str:
@@ -51,10 +75,14 @@ class OperationsSide(Database):
                 "INSERT INTO events (at, level, kind, message, job_id, data)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    now_ms() if now is None else now, level, kind, message, job_id,
+                    now_ms() if now is None else now,
+                    level,
+                    kind,
+                    message,
+                    job_id,
                     json.dumps(data, ensure_ascii=False) if data is not None else None,
                 ),
-            )  # fmt: skip
+            )
 
     def events(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM events ORDER BY id DESC LIMIT ?", (max(0, limit),))
@@ -164,8 +192,9 @@ class OperationsSide(Database):
         params: list[int | str] = [int(start), int(end)]
         if kinds:
             clauses.append("(" + " OR ".join("kind LIKE ? ESCAPE '\\'" for _ in kinds) + ")")
-            params += [k.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                       for k in kinds]  # fmt: skip
+            params += [
+                k.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for k in kinds
+            ]
         if levels:
             clauses.append(f"level IN ({', '.join('?' * len(levels))})")
             params += list(levels)

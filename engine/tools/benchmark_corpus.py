@@ -93,8 +93,12 @@ def _utterance(rng: random.Random) -> np.ndarray:
     text = ", ".join(sentences) + "."
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "u.wav"
-        subprocess.run([exe, "-v", "cmn-latn-pinyin", "-w", str(wav), text], check=True,
-                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [exe, "-v", "cmn-latn-pinyin", "-w", str(wav), text],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         samples, _info = decode(wav)  # the service's own decoder: 16 kHz mono float32
     return samples
 
@@ -117,9 +121,14 @@ def _assemble(
 
 
 def _write(
-    path: Path, samples: np.ndarray, fmt: str, codec: str, rate: int, layout: str,
+    path: Path,
+    samples: np.ndarray,
+    fmt: str,
+    codec: str,
+    rate: int,
+    layout: str,
     bit_rate: int | None,
-) -> None:  # fmt: skip
+) -> None:
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)

@@ -66,9 +66,11 @@ class ApiClient:
         while True:
             with open(path, "rb") as stream:
                 response = self.session.post(
-                    f"{self.base_url}/api/v1/jobs", files={"file": (path.name, stream)},
-                    data={"hotwords": hotwords} if hotwords else None, timeout=self.timeout_s,
-                )  # fmt: skip
+                    f"{self.base_url}/api/v1/jobs",
+                    files={"file": (path.name, stream)},
+                    data={"hotwords": hotwords} if hotwords else None,
+                    timeout=self.timeout_s,
+                )
             if response.status_code != 503:
                 return self._check(response).json()["id"]
             wait = min(int(response.headers.get("Retry-After", "5")), MAX_RETRY_WAIT_S)

@@ -444,8 +444,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         backlog = run_backlog(spec, work, work / "serve.log", overrides, args.backlog)
         label = Path(args.models).name if args.models else args.size  # which models ran
         json_path = Path(args.json) if args.json else work / f"backlog-{label}.json"
-        report = {"command": " ".join(sys.argv), "models": args.models or args.size,
-                  "overrides": overrides, "backlog": backlog}  # fmt: skip
+        report = {
+            "command": " ".join(sys.argv),
+            "models": args.models or args.size,
+            "overrides": overrides,
+            "backlog": backlog,
+        }
         json_path.write_text(json.dumps(report, indent=1))
         _say(f"report: {json_path}")
         return report
@@ -460,12 +464,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         idle = args.idle_jobs if i == args.rounds - 1 else 0
         system = run_system(spec, work, work / "serve.log", overrides, idle)
         _say(f"system: {system['wall_s']:.1f} s")
-        rounds.append({
-            "baseline_wall_s": baseline["wall_s"], "system_wall_s": system["wall_s"],
-            "ratio": baseline["wall_s"] / system["wall_s"],
-            "baseline_cpu_s": baseline["cpu_s"], "system_cpu_s": system["cpu_s"],
-            "cpu_ratio": baseline["cpu_s"] / system["cpu_s"],
-        })  # fmt: skip
+        rounds.append(
+            {
+                "baseline_wall_s": baseline["wall_s"],
+                "system_wall_s": system["wall_s"],
+                "ratio": baseline["wall_s"] / system["wall_s"],
+                "baseline_cpu_s": baseline["cpu_s"],
+                "system_cpu_s": system["cpu_s"],
+                "cpu_ratio": baseline["cpu_s"] / system["cpu_s"],
+            }
+        )
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "machine": _machine(args.device),
