@@ -74,6 +74,12 @@ class DatabaseBusyError(DatabaseError):
     """Another process held jobs.db's write lock for longer than SEACO_DB_BUSY_TIMEOUT_S."""
 
 
+class DatabaseUnusableError(StoreError):
+    """SQLite failed in a way the store has no better name for (most often a read: the file
+    is unreadable, damaged or locked). The message quotes SQLite. Not a `DatabaseError`, so
+    the worker fails the job it was on rather than retrying it forever."""
+
+
 # --- storage -------------------------------------------------------------------------------
 class StorageFullError(SeacoError):
     """The disk holding the data directory is full; nothing was kept."""

@@ -4,15 +4,20 @@ Every other part of the store (engine/store_queue.py, engine/store_ops.py, engin
 builds on the `Database` base class here, so the rules that keep web and worker processes
 safe on one file live in one place: every connection runs in WAL mode with a long busy
 timeout, and every write is one `BEGIN IMMEDIATE` transaction whose machine-made failures
-(lock held too long, disk full) come out as SeacoErrors.
+(lock held too long, disk full) come out as SeacoErrors. Any other `sqlite3.Error` that
+leaves a public method of the store (a failed read, a damaged or unreadable file, a broken
+migration) comes out as `DatabaseUnusableError`, with SQLite's own error as its cause, so no
+caller outside the store ever has to know sqlite3.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,13 @@ from typing import Any
 import sqlite_utils
 
 from engine.app_files import SCHEMA_DIR
-from engine.errors import DatabaseBusyError, DatabaseError, JobNotFoundError, StorageFullError
+from engine.errors import (
+    DatabaseBusyError,
+    DatabaseError,
+    DatabaseUnusableError,
+    JobNotFoundError,
+    StorageFullError,
+)
 from engine.jobs import Job, Sentence
 
 BUSY_TIMEOUT_MS = 30_000
@@ -83,8 +94,34 @@ def storage_error(exc: sqlite3.Error) -> Exception | None:
     return None
 
 
+def _sqlite_errors_as_ours(method: Callable) -> Callable:
+    """`method`, with any sqlite3.Error it lets out raised as DatabaseUnusableError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise DatabaseUnusableError(f"The job database could not be used: {exc}.") from exc
+
+    return wrapper
+
+
+def _translate_sqlite_errors(cls: type) -> None:
+    for name, attr in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(attr):
+            setattr(cls, name, _sqlite_errors_as_ours(attr))
+
+
 class Database:
-    """A handle on jobs.db: one connection per thread, write transactions, migrations."""
+    """A handle on jobs.db: one connection per thread, write transactions, migrations.
+
+    Every public method of it and its subclasses raises SeacoErrors, never sqlite3's (see
+    the module docstring)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _translate_sqlite_errors(cls)
 
     def __init__(
         self,
@@ -210,3 +247,6 @@ class Database:
             )
         ]
         return Job.from_row(rows[0], sentences)
+
+
+_translate_sqlite_errors(Database)

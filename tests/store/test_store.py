@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
-import sqlite3
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
+from engine.errors import (
+    DatabaseUnusableError,
+    InvalidJobStateError,
+    JobNotFoundError,
+    QueueFullError,
+)
 from engine.jobs import JobState, Sentence
 from engine.store import SCHEMA_DIR, JobFilter, JobResult, NewJob, Store, open_store
 
@@ -66,8 +70,9 @@ def test_a_failing_migration_leaves_nothing_half_applied(settings, tmp_path):
         "CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n"
     )
     broken = Store(settings.db_path, schema_dir=schema)
-    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+    with pytest.raises(DatabaseUnusableError, match="no_such_table") as failed:
         broken.migrate()
+    assert "no such table" in str(failed.value.__cause__)  # SQLite's error, kept as the cause
     assert "half" not in broken.db.table_names()
     assert broken.schema_version() == LATEST
 
