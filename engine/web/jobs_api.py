@@ -1,43 +1,30 @@
 """The jobs API (FastAPI), mounted at /api on the dashboard's port: submit, follow, fetch,
-cancel, delete, search. Every handler is a thin call into engine functions; the error table
-lives in engine/api_errors.py. Handlers are plain `def`s so FastAPI runs them in its thread
-pool and SQLite and file I/O never block the event loop."""
+cancel, delete, search. The routes are module-level functions on `router`; `create_api()`
+makes the app around them. Every handler is a thin call into engine functions; errors are
+answered by engine/web/error_handlers.py (`JOBS_API` shape). Handlers are plain `def`s so
+FastAPI runs them in its thread pool and SQLite and file I/O never block the event loop."""
 
 from __future__ import annotations
 
-import errno
-import hmac
-import sqlite3
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import __version__, export, intake, web_process
 from engine.callbacks import callback_view
-from engine.errors import DatabaseBusyError, QueueFullError, SeacoError, StorageFullError
+from engine.errors import QueueFullError
 from engine.intake import submit_batch, submit_upload
 from engine.jobs import PRIORITY_LIVE, PRIORITY_NORMAL, Job, JobState, job_document
-from engine.web.error_handlers import error_body, error_code, retry_after_s, status_for
-
-DATABASE_RETRY_AFTER_S = 5
-
-
-def require_token(request: Request) -> None:
-    """Bearer-token auth when SEACO_API_TOKENS is set; constant-time comparison."""
-    tokens = web_process.settings().token_list
-    if not tokens:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    ok = scheme.lower() == "bearer" and any(
-        hmac.compare_digest(given.strip().encode(), t.encode()) for t in tokens
-    )
-    if not ok:
-        raise StarletteHTTPException(401, "A valid API token is required (Authorization: Bearer).")
+from engine.web.auth import require_token
+from engine.web.error_handlers import (
+    JOBS_API,
+    error_body,
+    error_code,
+    install_error_handlers,
+    status_for,
+)
 
 
 def job_view(job: Job, *, full: bool = True) -> dict[str, Any]:
@@ -51,69 +38,6 @@ def job_view(job: Job, *, full: bool = True) -> dict[str, Any]:
     return data
 
 
-def seaco_error(_request: Request, exc: SeacoError) -> JSONResponse:
-    status = status_for(exc)
-    extra: dict[str, Any] = {}
-    headers: dict[str, str] = {}
-    if isinstance(exc, QueueFullError):
-        extra["retry_after_s"] = retry_after_s(web_process.store(), web_process.settings())
-        headers["Retry-After"] = str(extra["retry_after_s"])
-    elif isinstance(exc, DatabaseBusyError):
-        extra["retry_after_s"] = DATABASE_RETRY_AFTER_S
-        headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
-    body = error_body(error_code(exc), str(exc), status, **extra)
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def no_space_cause(exc: BaseException) -> OSError | None:
-    """The 'disk full' OSError behind an exception, if there is one (the framework turns a
-    failure while spooling an upload into a 400 "error parsing the body")."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    if no_space_cause(exc) is not None:
-        return seaco_error(request, StorageFullError("The server's disk is full; try later."))
-    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, "http_error"
-    )
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse(
-        error_body(code, str(exc.detail), exc.status_code),
-        status_code=exc.status_code,
-        headers=headers,
-    )
-
-
-def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = [
-        f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
-        for e in exc.errors()
-    ]
-    return JSONResponse(
-        error_body("invalid_request", "; ".join(problems) or "Invalid request.", 422),
-        status_code=422,
-    )
-
-
-def database_error(_request: Request, exc: sqlite3.Error) -> JSONResponse:
-    """A read that failed inside SQLite (writes arrive as SeacoErrors): say so, not 500."""
-    body = error_body("database_error", f"The job database could not be used: {exc}.", 503)
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(SeacoError, seaco_error)
-    app.add_exception_handler(sqlite3.Error, database_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-
-
 Priority = Annotated[
     int, Form(ge=0, le=PRIORITY_LIVE, description="0 batch, 10 normal, 20 live; higher first")
 ]
@@ -125,7 +49,105 @@ CallbackUrl = Annotated[
 ]
 
 
+router = APIRouter()
+
+
+@router.post("/v1/jobs", status_code=202, summary="Queue one file")
+def submit_job(
+    file: Annotated[UploadFile, File(description="audio or video file")],
+    hotwords: Hotwords = None,
+    priority: Priority = PRIORITY_NORMAL,
+    callback_url: CallbackUrl = None,
+) -> JSONResponse:
+    job = submit_upload(
+        web_process.store(), web_process.settings(), file.file, file.filename,
+        hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
+    )  # fmt: skip
+    return JSONResponse(job_view(job), status_code=202)
+
+
+@router.post("/v1/batches", status_code=202, summary="Queue several files as one batch")
+def create_batch(
+    files: Annotated[list[UploadFile], File(description="audio or video files")],
+    hotwords: Hotwords = None,
+    priority: Priority = 0,
+    callback_url: CallbackUrl = None,
+) -> JSONResponse:
+    batch = submit_batch(
+        web_process.store(), web_process.settings(), [(f.file, f.filename) for f in files],
+        hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
+    )  # fmt: skip
+    accepted = [job_view(job, full=False) for job in batch.accepted]
+    rejected = [
+        {"file": name, **error_body(error_code(exc), str(exc), status_for(exc))}
+        for name, exc in batch.rejected
+    ]
+    if not accepted and rejected and all(r["error"]["status"] == 503 for r in rejected):
+        raise QueueFullError(rejected[0]["error"]["message"])
+    status = 202 if accepted else 400
+    body = {"batch_id": batch.batch_id, "jobs": accepted, "rejected": rejected}
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/v1/jobs", summary="List jobs, newest first")
+def list_jobs(
+    state: JobState | None = None,
+    batch_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    store = web_process.store()
+    jobs = store.list_jobs(state=state, batch_id=batch_id, limit=limit, offset=offset)
+    return {
+        "jobs": [job_view(j, full=False) for j in jobs],
+        "total": store.count_jobs(state=state, batch_id=batch_id),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/v1/jobs/{job_id}", summary="One job: state, progress, timings, result")
+def get_job(job_id: JobId) -> dict[str, Any]:
+    return job_view(web_process.store().get(job_id))
+
+
+@router.get("/v1/jobs/{job_id}/transcript", summary="The transcript as a file")
+def get_transcript(
+    job_id: JobId,
+    format: Annotated[str, Query(description=", ".join(export.FORMATS))] = "txt",  # noqa: A002
+) -> Response:
+    job = web_process.store().get(job_id)
+    data = export.export_job(job, format)
+    media_type, ext = export.FORMATS[format]
+    # an ASCII fallback name plus the real (often Chinese) one, RFC 6266
+    name = quote(export.export_filename(job, format))
+    disposition = f"attachment; filename=\"job-{job.id}.{ext}\"; filename*=UTF-8''{name}"
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
+@router.post("/v1/jobs/{job_id}/cancel", summary="Cancel a queued or running job")
+def cancel_job(job_id: JobId) -> dict[str, Any]:
+    return job_view(web_process.store().cancel(job_id))
+
+
+@router.delete("/v1/jobs/{job_id}", status_code=204, summary="Delete a job and its audio")
+def delete_job(job_id: JobId) -> Response:
+    intake.delete_job(web_process.store(), web_process.settings(), job_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/search", summary="Full-text search over transcripts")
+def search(
+    q: Annotated[str, Query(max_length=500)],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    hits = web_process.store().search(q, limit=limit, offset=offset)
+    return {"query": q, "hits": [h.__dict__ for h in hits]}
+
+
 def create_api() -> FastAPI:
+    """The jobs API app: `router`'s routes, token auth on every one, JOBS_API error bodies."""
     api = FastAPI(
         title="seaco-asr jobs API",
         version=__version__,
@@ -133,92 +155,6 @@ def create_api() -> FastAPI:
         '`{"error": {"code", "message", "status"}}`.',
         dependencies=[Depends(require_token)],
     )
-    install_error_handlers(api)
-
-    @api.post("/v1/jobs", status_code=202, summary="Queue one file")
-    def submit_job(
-        file: Annotated[UploadFile, File(description="audio or video file")],
-        hotwords: Hotwords = None,
-        priority: Priority = PRIORITY_NORMAL,
-        callback_url: CallbackUrl = None,
-    ) -> JSONResponse:
-        job = submit_upload(
-            web_process.store(), web_process.settings(), file.file, file.filename,
-            hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
-        )  # fmt: skip
-        return JSONResponse(job_view(job), status_code=202)
-
-    @api.post("/v1/batches", status_code=202, summary="Queue several files as one batch")
-    def create_batch(
-        files: Annotated[list[UploadFile], File(description="audio or video files")],
-        hotwords: Hotwords = None,
-        priority: Priority = 0,
-        callback_url: CallbackUrl = None,
-    ) -> JSONResponse:
-        batch = submit_batch(
-            web_process.store(), web_process.settings(), [(f.file, f.filename) for f in files],
-            hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
-        )  # fmt: skip
-        accepted = [job_view(job, full=False) for job in batch.accepted]
-        rejected = [
-            {"file": name, **error_body(error_code(exc), str(exc), status_for(exc))}
-            for name, exc in batch.rejected
-        ]
-        if not accepted and rejected and all(r["error"]["status"] == 503 for r in rejected):
-            raise QueueFullError(rejected[0]["error"]["message"])
-        status = 202 if accepted else 400
-        body = {"batch_id": batch.batch_id, "jobs": accepted, "rejected": rejected}
-        return JSONResponse(body, status_code=status)
-
-    @api.get("/v1/jobs", summary="List jobs, newest first")
-    def list_jobs(
-        state: JobState | None = None,
-        batch_id: Annotated[str | None, Query(max_length=64)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    ) -> dict[str, Any]:
-        store = web_process.store()
-        jobs = store.list_jobs(state=state, batch_id=batch_id, limit=limit, offset=offset)
-        return {
-            "jobs": [job_view(j, full=False) for j in jobs],
-            "total": store.count_jobs(state=state, batch_id=batch_id),
-            "limit": limit,
-            "offset": offset,
-        }
-
-    @api.get("/v1/jobs/{job_id}", summary="One job: state, progress, timings, result")
-    def get_job(job_id: JobId) -> dict[str, Any]:
-        return job_view(web_process.store().get(job_id))
-
-    @api.get("/v1/jobs/{job_id}/transcript", summary="The transcript as a file")
-    def get_transcript(
-        job_id: JobId,
-        format: Annotated[str, Query(description=", ".join(export.FORMATS))] = "txt",  # noqa: A002
-    ) -> Response:
-        job = web_process.store().get(job_id)
-        data = export.export_job(job, format)
-        media_type, ext = export.FORMATS[format]
-        # an ASCII fallback name plus the real (often Chinese) one, RFC 6266
-        name = quote(export.export_filename(job, format))
-        disposition = f"attachment; filename=\"job-{job.id}.{ext}\"; filename*=UTF-8''{name}"
-        return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
-
-    @api.post("/v1/jobs/{job_id}/cancel", summary="Cancel a queued or running job")
-    def cancel_job(job_id: JobId) -> dict[str, Any]:
-        return job_view(web_process.store().cancel(job_id))
-
-    @api.delete("/v1/jobs/{job_id}", status_code=204, summary="Delete a job and its audio")
-    def delete_job(job_id: JobId) -> Response:
-        intake.delete_job(web_process.store(), web_process.settings(), job_id)
-        return Response(status_code=204)
-
-    @api.get("/v1/search", summary="Full-text search over transcripts")
-    def search(
-        q: Annotated[str, Query(max_length=500)],
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    ) -> dict[str, Any]:
-        hits = web_process.store().search(q, limit=limit, offset=offset)
-        return {"query": q, "hits": [h.__dict__ for h in hits]}
-
+    install_error_handlers(api, JOBS_API)
+    api.include_router(router)
     return api

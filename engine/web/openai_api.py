@@ -4,63 +4,34 @@ The request becomes a high-priority job in the same queue (the worker still owns
 and works in order); the handler waits for it, asynchronously, up to SEACO_SYNC_TIMEOUT_S,
 then answers in the format asked for. `prompt` is used as the hotword list; `model`,
 `language` and `temperature` are accepted and ignored (there is one model: SeACo-Paraformer).
-Errors use OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+Errors use OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` (the
+`OPENAI_API` shape of engine/web/error_handlers.py). The route is a module-level function on
+`router`; `create_openai_api()` makes the app around it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import __version__, export, web_process
-from engine.errors import QueueFullError, SeacoError, StorageFullError
 from engine.intake import submit_upload
 from engine.jobs import PRIORITY_LIVE, Job, JobState
-from engine.web.error_handlers import error_code, retry_after_s, status_for
-from engine.web.jobs_api import no_space_cause, require_token
+from engine.web.auth import require_token
+from engine.web.error_handlers import OPENAI_API, install_error_handlers, openai_error_body
 
 POLL_S = 0.1
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 
 
-def openai_error(status: int, message: str, kind: str, code: str | None = None, **headers: str):
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers or None)
-
-
-def _seaco_error(_request: Request, exc: SeacoError) -> JSONResponse:
-    status = status_for(exc)
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    headers = {}
-    if isinstance(exc, QueueFullError):
-        headers["Retry-After"] = str(retry_after_s(web_process.store(), web_process.settings()))
-    return openai_error(status, str(exc), kind, error_code(exc), **headers)
-
-
-def _database_error(_request: Request, exc: sqlite3.Error) -> JSONResponse:
-    return openai_error(503, f"The job database could not be used: {exc}.", "server_error")
-
-
-def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    if no_space_cause(exc) is not None:
-        return _seaco_error(request, StorageFullError("The server's disk is full; try later."))
-    kind = "authentication_error" if exc.status_code == 401 else "invalid_request_error"
-    return openai_error(exc.status_code, str(exc.detail), kind)
-
-
-def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    message = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}" for e in exc.errors()
-    )
-    return openai_error(400, message or "Invalid request.", "invalid_request_error")
+def openai_error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
+    """An answer the route makes itself (not an exception): the job timed out or failed."""
+    return JSONResponse(openai_error_body(message, kind, code), status_code=status)
 
 
 def verbose(job: Job) -> dict:
@@ -99,51 +70,53 @@ async def wait_until_final(job_id: int, timeout_s: float) -> Job | None:
     return None
 
 
+router = APIRouter()
+
+
+@router.post("/audio/transcriptions", summary="Transcribe one file and wait for the result")
+async def transcriptions(
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form(max_length=200)] = "seaco-paraformer",
+    prompt: Annotated[str | None, Form(max_length=20_000)] = None,
+    response_format: Annotated[ResponseFormat, Form()] = "json",
+    language: Annotated[str | None, Form(max_length=20)] = None,
+    temperature: Annotated[float | None, Form()] = None,
+) -> Response:
+    settings, store = web_process.settings(), web_process.store()
+    job = await run_in_threadpool(
+        submit_upload, store, settings, file.file, file.filename,
+        hotwords=prompt, priority=PRIORITY_LIVE, source="api",
+    )  # fmt: skip
+    done = await wait_until_final(job.id, settings.sync_timeout_s)
+    if done is None:
+        return openai_error(
+            504,
+            f"Job {job.id} did not finish within {settings.sync_timeout_s} s "
+            f"(SEACO_SYNC_TIMEOUT_S). It is still queued or running: follow it at "
+            f"/api/v1/jobs/{job.id}.",
+            "timeout",
+            "timeout",
+        )
+    if done.state is not JobState.DONE:
+        reason = done.error or f"The job was {done.state.value}."
+        return openai_error(422, reason, "invalid_request_error", done.error_class)
+    if response_format == "json":
+        return JSONResponse({"text": done.text or ""})
+    if response_format == "verbose_json":
+        return JSONResponse(verbose(done))
+    if response_format == "text":
+        return PlainTextResponse(done.text or "")
+    media_type, _ext = export.FORMATS[response_format]
+    return Response(export.export_job(done, response_format), media_type=media_type)
+
+
 def create_openai_api() -> FastAPI:
+    """The OpenAI-compatible app: `router`'s route, token auth, OPENAI_API error bodies."""
     app = FastAPI(
         title="seaco-asr OpenAI-compatible API",
         version=__version__,
         dependencies=[Depends(require_token)],
     )
-    app.add_exception_handler(SeacoError, _seaco_error)
-    app.add_exception_handler(sqlite3.Error, _database_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-
-    @app.post("/audio/transcriptions", summary="Transcribe one file and wait for the result")
-    async def transcriptions(
-        file: Annotated[UploadFile, File()],
-        model: Annotated[str, Form(max_length=200)] = "seaco-paraformer",
-        prompt: Annotated[str | None, Form(max_length=20_000)] = None,
-        response_format: Annotated[ResponseFormat, Form()] = "json",
-        language: Annotated[str | None, Form(max_length=20)] = None,
-        temperature: Annotated[float | None, Form()] = None,
-    ) -> Response:
-        settings, store = web_process.settings(), web_process.store()
-        job = await run_in_threadpool(
-            submit_upload, store, settings, file.file, file.filename,
-            hotwords=prompt, priority=PRIORITY_LIVE, source="api",
-        )  # fmt: skip
-        done = await wait_until_final(job.id, settings.sync_timeout_s)
-        if done is None:
-            return openai_error(
-                504,
-                f"Job {job.id} did not finish within {settings.sync_timeout_s} s "
-                f"(SEACO_SYNC_TIMEOUT_S). It is still queued or running: follow it at "
-                f"/api/v1/jobs/{job.id}.",
-                "timeout",
-                "timeout",
-            )
-        if done.state is not JobState.DONE:
-            reason = done.error or f"The job was {done.state.value}."
-            return openai_error(422, reason, "invalid_request_error", done.error_class)
-        if response_format == "json":
-            return JSONResponse({"text": done.text or ""})
-        if response_format == "verbose_json":
-            return JSONResponse(verbose(done))
-        if response_format == "text":
-            return PlainTextResponse(done.text or "")
-        media_type, _ext = export.FORMATS[response_format]
-        return Response(export.export_job(done, response_format), media_type=media_type)
-
+    install_error_handlers(app, OPENAI_API)
+    app.include_router(router)
     return app

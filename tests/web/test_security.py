@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from engine import web_process
-from engine.web.jobs_api import require_token
+from engine.web.auth import require_token
 from engine.worker.supervisor import web_argv
 from tests.conftest import make_settings
 
