@@ -11,6 +11,7 @@ from engine import web_process
 from engine.ops.health import health, http_status
 from engine.ops.prometheus import CONTENT_TYPE, render_metrics
 from engine.web.body_limit import BodyLimit
+from engine.web.error_handlers import JOBS_API, OPENAI_API
 from engine.web.jobs_api import create_api
 from engine.web.openai_api import create_openai_api
 
@@ -31,6 +32,6 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/health", health_endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Mount("/api", app=BodyLimit(create_api())),
-        Mount("/v1", app=BodyLimit(create_openai_api())),
+        Mount("/api", app=BodyLimit(create_api(), JOBS_API)),
+        Mount("/v1", app=BodyLimit(create_openai_api(), OPENAI_API)),
     ]
