@@ -60,9 +60,15 @@ def submit_job(
     callback_url: CallbackUrl = None,
 ) -> JSONResponse:
     job = submit_upload(
-        web_process.store(), web_process.settings(), file.file, file.filename,
-        hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
-    )  # fmt: skip
+        web_process.store(),
+        web_process.settings(),
+        file.file,
+        file.filename,
+        hotwords=hotwords,
+        priority=priority,
+        source="api",
+        callback_url=callback_url,
+    )
     return JSONResponse(job_view(job), status_code=202)
 
 
@@ -74,9 +80,14 @@ def create_batch(
     callback_url: CallbackUrl = None,
 ) -> JSONResponse:
     batch = submit_batch(
-        web_process.store(), web_process.settings(), [(f.file, f.filename) for f in files],
-        hotwords=hotwords, priority=priority, source="api", callback_url=callback_url,
-    )  # fmt: skip
+        web_process.store(),
+        web_process.settings(),
+        [(f.file, f.filename) for f in files],
+        hotwords=hotwords,
+        priority=priority,
+        source="api",
+        callback_url=callback_url,
+    )
     accepted = [job_view(job, full=False) for job in batch.accepted]
     rejected = [
         {"file": name, **error_body(error_code(exc), str(exc), status_for(exc))}

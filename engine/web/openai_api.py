@@ -52,7 +52,7 @@ def verbose(job: Job) -> dict:
                 "avg_logprob": 0.0,
                 "compression_ratio": 0.0,
                 "no_speech_prob": 0.0,
-            }  # fmt: skip
+            }
             for i, s in enumerate(job.sentences)
         ],
         "x_seaco": {"job_id": job.id, "confidence": job.confidence, "hotwords": job.hotwords},
@@ -84,9 +84,15 @@ async def transcriptions(
 ) -> Response:
     settings, store = web_process.settings(), web_process.store()
     job = await run_in_threadpool(
-        submit_upload, store, settings, file.file, file.filename,
-        hotwords=prompt, priority=PRIORITY_LIVE, source="api",
-    )  # fmt: skip
+        submit_upload,
+        store,
+        settings,
+        file.file,
+        file.filename,
+        hotwords=prompt,
+        priority=PRIORITY_LIVE,
+        source="api",
+    )
     done = await wait_until_final(job.id, settings.sync_timeout_s)
     if done is None:
         return openai_error(

@@ -19,11 +19,19 @@ from engine.web.openai_api import create_openai_api
 def call(app, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None):
     """One request through an ASGI app: (status, headers, parsed JSON body)."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": b"", "server": ("test", 80), "client": ("test", 1),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "server": ("test", 80),
+        "client": ("test", 1),
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-    }  # fmt: skip
+    }
     sent: list[dict] = []
     pending = [{"type": "http.request", "body": body, "more_body": False}]
 

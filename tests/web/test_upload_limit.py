@@ -75,9 +75,11 @@ def test_a_chunked_upload_over_the_limit_always_gets_its_413(svc, path):
     for _ in range(TRIES):
         boundary = uuid.uuid4().hex
         response = requests.post(
-            base + path, data=chunked_form(boundary, size), timeout=60,
+            base + path,
+            data=chunked_form(boundary, size),
+            timeout=60,
             headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )  # fmt: skip
+        )
         assert "Content-Length" not in response.request.headers
         assert response.request.headers["Transfer-Encoding"] == "chunked"
         assert_413(response, path)
@@ -90,8 +92,9 @@ def test_an_upload_declaring_a_length_over_the_limit_always_gets_its_413(svc, pa
     _cfg, base = svc
     data = bytes(2 * LIMIT)
     for _ in range(TRIES):
-        response = requests.post(base + path, files={"file": ("big.wav", data)}, headers=AUTH,
-                                 timeout=60)  # fmt: skip
+        response = requests.post(
+            base + path, files={"file": ("big.wav", data)}, headers=AUTH, timeout=60
+        )
         assert int(response.request.headers["Content-Length"]) > LIMIT
         assert_413(response, path)
 
