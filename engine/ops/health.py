@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import __version__
 from engine.config import Settings
+from engine.errors import DatabaseUnusableError
 from engine.store import Store, now_ms
 
 DOWN_FREE_BYTES = 100 * 1024 * 1024
@@ -87,7 +88,10 @@ def health(store: Store, settings: Settings, now: int | None = None) -> dict[str
         worker = store.latest_worker()
         depth = store.queue_depth()
         checks["database"] = _check("ok", f"{settings.db_path} readable.")
-    except Exception as exc:  # any database failure means we cannot serve
+    except DatabaseUnusableError as exc:  # its message already says what could not be used
+        checks["database"] = _check("down", str(exc))
+        worker, depth = None, None
+    except Exception as exc:  # any other database failure means we cannot serve either
         checks["database"] = _check("down", f"Database unusable: {exc}")
         worker, depth = None, None
     if depth is not None:
