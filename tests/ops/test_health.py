@@ -11,8 +11,14 @@ def test_no_worker_is_degraded_not_down(store, settings):
 
 def test_live_worker_with_models_is_ok_and_a_stale_one_is_not(store, settings):
     store.register_worker("w", 1, "host")
-    store.heartbeat("w", state="ready", lease_s=60, model_loaded=True, now=1_000_000,
-                    info={"random_weights": {"asr": False}})  # fmt: skip
+    store.heartbeat(
+        "w",
+        state="ready",
+        lease_s=60,
+        model_loaded=True,
+        now=1_000_000,
+        info={"random_weights": {"asr": False}},
+    )
     assert health(store, settings, now=1_002_000)["status"] == "ok"
     late = health(store, settings, now=1_000_000 + 3_600_000)
     assert late["status"] == "degraded"
@@ -21,8 +27,13 @@ def test_live_worker_with_models_is_ok_and_a_stale_one_is_not(store, settings):
 
 def test_model_error_is_reported_with_its_reason(store, settings):
     store.register_worker("w", 1, "host")
-    store.heartbeat("w", state="model_error", lease_s=60, model_loaded=False,
-                    model_error="ASR model directory /m lacks model.pt")  # fmt: skip
+    store.heartbeat(
+        "w",
+        state="model_error",
+        lease_s=60,
+        model_loaded=False,
+        model_error="ASR model directory /m lacks model.pt",
+    )
     report = health(store, settings)
     assert report["status"] == "degraded"
     assert "lacks model.pt" in report["checks"]["model"]["detail"]
@@ -30,8 +41,13 @@ def test_model_error_is_reported_with_its_reason(store, settings):
 
 def test_random_weight_models_are_flagged(store, settings):
     store.register_worker("w", 1, "host")
-    store.heartbeat("w", state="ready", lease_s=60, model_loaded=True,
-                    info={"random_weights": {"asr": True, "vad": True}})  # fmt: skip
+    store.heartbeat(
+        "w",
+        state="ready",
+        lease_s=60,
+        model_loaded=True,
+        info={"random_weights": {"asr": True, "vad": True}},
+    )
     model = health(store, settings)["checks"]["model"]
     assert model["random_weights"] is True and "RANDOM-WEIGHT" in model["detail"]
 
@@ -44,4 +60,4 @@ def test_unreadable_database_is_down_with_503(settings):
         settings.db_path.with_name(settings.db_path.name + suffix).unlink(missing_ok=True)
     report = health(store, settings)
     assert report["status"] == "down" and http_status(report) == 503
-    assert "Database unusable" in report["checks"]["database"]["detail"]
+    assert "database could not be used" in report["checks"]["database"]["detail"]
