@@ -87,8 +87,10 @@ def compare_without_hotwords(job: Job) -> None:
         )
         return
     result = jobs_page.compare(job, other)
-    st.caption(f"Job {other.id} ran without hotwords. Struck out: its text; underlined: "
-               "what the hotwords made instead.")  # fmt: skip
+    st.caption(
+        f"Job {other.id} ran without hotwords. Struck out: its text; underlined: "
+        "what the hotwords made instead."
+    )
     st.html(result.diff_html if not result.identical else "<p>The transcripts are identical.</p>")
     st.write("Gained: " + (", ".join(result.gained) or "none"))
     st.write("Lost: " + (", ".join(result.lost) or "none"))
@@ -192,9 +194,11 @@ def browse() -> None:
         return
     if len(chosen) == 1:
         st.page_link(
-            "pages/jobs.py", label=f"Open job {chosen[0]}", icon="➡️",
+            "pages/jobs.py",
+            label=f"Open job {chosen[0]}",
+            icon="➡️",
             query_params=jobs_page.link_params(chosen[0]),
-        )  # fmt: skip
+        )
     c1, c2 = st.columns([1, 3])
     fmt = c1.selectbox("Export format", list(export.FORMATS))
     c2.download_button(

@@ -23,9 +23,14 @@ hotwords = st.text_input("Hotwords (optional)", placeholder="科哥, Paraformer"
 if st.button("Transcribe recording", type="primary", disabled=recording is None):
     try:
         job = submit_upload(
-            store, settings, recording, f"recording-{len(recordings) + 1}.wav",
-            hotwords=hotwords, priority=PRIORITY_LIVE, source="live",
-        )  # fmt: skip
+            store,
+            settings,
+            recording,
+            f"recording-{len(recordings) + 1}.wav",
+            hotwords=hotwords,
+            priority=PRIORITY_LIVE,
+            source="live",
+        )
     except SeacoError as exc:
         st.error(str(exc))
     else:

@@ -79,9 +79,12 @@ def tiny_service(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str
 
     tmp = tmp_path_factory.mktemp("service")
     cfg, proc, base = serve(
-        tmp, "data", api_tokens=SERVICE_TOKEN, max_upload_mb="1",
+        tmp,
+        "data",
+        api_tokens=SERVICE_TOKEN,
+        max_upload_mb="1",
         **{f"{k}_model": str(v) for k, v in tiny_models.items()},
-    )  # fmt: skip
+    )
     try:
         wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
         worker_pid = open_store(cfg.db_path).latest_worker()["pid"]

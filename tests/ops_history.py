@@ -29,11 +29,17 @@ def add_finished_job(
 ) -> int:
     """One job through submit -> claim -> complete/fail at exact times; returns its id."""
     job = store.submit(
-        NewJob(audio_sha256=sha or f"{submitted_at:064x}",
-               audio_path=audio_path or f"audio/{submitted_at}", audio_bytes=1000,
-               original_name=name, duration_ms=audio_ms),
-        queue_max=10**9, max_attempts=3, now=submitted_at,
-    )  # fmt: skip
+        NewJob(
+            audio_sha256=sha or f"{submitted_at:064x}",
+            audio_path=audio_path or f"audio/{submitted_at}",
+            audio_bytes=1000,
+            original_name=name,
+            duration_ms=audio_ms,
+        ),
+        queue_max=10**9,
+        max_attempts=3,
+        now=submitted_at,
+    )
     started = submitted_at + wait_ms
     claimed = store.claim("w-test", 3600, now=started)
     assert claimed is not None and claimed.id == job.id
@@ -41,11 +47,23 @@ def add_finished_job(
     if fail:
         store.fail(job.id, "w-test", 1, fail, "CorruptAudioError", now=finished)
     else:
-        store.complete(job.id, "w-test", 1, JobResult(
-            text="好。", raw_text="好", confidence=0.9, sentences=[Sentence("好。", 0, 500)],
-            effective_hotwords=[], duration_ms=audio_ms, decode_ms=10,
-            inference_ms=processing_ms - 10, model_info={},
-        ), now=finished)  # fmt: skip
+        store.complete(
+            job.id,
+            "w-test",
+            1,
+            JobResult(
+                text="好。",
+                raw_text="好",
+                confidence=0.9,
+                sentences=[Sentence("好。", 0, 500)],
+                effective_hotwords=[],
+                duration_ms=audio_ms,
+                decode_ms=10,
+                inference_ms=processing_ms - 10,
+                model_info={},
+            ),
+            now=finished,
+        )
     return job.id
 
 
@@ -84,9 +102,13 @@ def fill_soak(store: Store, end: int, hours: int = 72, *, gpu: bool = True) -> S
             if hour == 30 and k == 2:
                 processing = 60_000
             job_id = add_finished_job(
-                store, submitted_at=at, wait_ms=wait, processing_ms=processing + k * 100,
-                audio_ms=60_000, fail=fail,
-            )  # fmt: skip
+                store,
+                submitted_at=at,
+                wait_ms=wait,
+                processing_ms=processing + k * 100,
+                audio_ms=60_000,
+                fail=fail,
+            )
             soak.job_ids.append(job_id)
             if fail:
                 soak.failed += 1
@@ -100,35 +122,56 @@ def fill_soak(store: Store, end: int, hours: int = 72, *, gpu: bool = True) -> S
     for minute in range(hours * 60):
         at = start + minute * MINUTE_MS + 500
         wobble = (minute % 7) * MB  # noise without a trend
-        samples.append({
-            "at": at, "cpu_pct": 20.0 + minute % 5, "ram_used_bytes": 6 * GB + wobble,
-            "ram_total_bytes": 16 * GB, "rss_bytes": 1500 * MB + wobble,
-            "queue_depth": minute % 3, "running_jobs": minute % 2,
-            "vram_used_bytes": 9 * GB + wobble if gpu else None,
-            "vram_total_bytes": 12 * GB if gpu else None,
-            "gpu_util_pct": 40.0 if gpu else None,
-        })  # fmt: skip
+        samples.append(
+            {
+                "at": at,
+                "cpu_pct": 20.0 + minute % 5,
+                "ram_used_bytes": 6 * GB + wobble,
+                "ram_total_bytes": 16 * GB,
+                "rss_bytes": 1500 * MB + wobble,
+                "queue_depth": minute % 3,
+                "running_jobs": minute % 2,
+                "vram_used_bytes": 9 * GB + wobble if gpu else None,
+                "vram_total_bytes": 12 * GB if gpu else None,
+                "gpu_util_pct": 40.0 if gpu else None,
+            }
+        )
         if gpu:
-            gpus.append({
-                "at": at, "gpu": 0, "name": "NVIDIA GeForce RTX 3060",
-                "memory_used_bytes": 9 * GB + wobble, "memory_total_bytes": 12 * GB,
-                "utilization_pct": 40.0, "temperature_c": 60.0, "power_w": 120.0,
-            })  # fmt: skip
+            gpus.append(
+                {
+                    "at": at,
+                    "gpu": 0,
+                    "name": "NVIDIA GeForce RTX 3060",
+                    "memory_used_bytes": 9 * GB + wobble,
+                    "memory_total_bytes": 12 * GB,
+                    "utilization_pct": 40.0,
+                    "temperature_c": 60.0,
+                    "power_w": 120.0,
+                }
+            )
     store.add_telemetry(samples, gpus)
     for minute in range(hours * 60):
         at = start + minute * MINUTE_MS + 30_000
         healthy = not (600 <= minute < 603)
         store.add_probe(
-            at=at, healthy=healthy, http_status=200 if healthy else None,
-            status="ok" if healthy else None, latency_ms=3.0,
+            at=at,
+            healthy=healthy,
+            http_status=200 if healthy else None,
+            status="ok" if healthy else None,
+            latency_ms=3.0,
             error=None if healthy else "no answer: connection refused",
-        )  # fmt: skip
+        )
         soak.probes += 1
         soak.unhealthy += not healthy
-    store.add_event("maintenance.temp_cleanup", "Removed 2 files (0.1 MB); kept 0.",
-                    now=end - 2 * HOUR_MS)  # fmt: skip
-    store.add_event("alert.gpu_memory", "GPU 0 has used 11.6 of 12.0 GB for 3 readings.",
-                    level="warning", now=end - HOUR_MS)  # fmt: skip
+    store.add_event(
+        "maintenance.temp_cleanup", "Removed 2 files (0.1 MB); kept 0.", now=end - 2 * HOUR_MS
+    )
+    store.add_event(
+        "alert.gpu_memory",
+        "GPU 0 has used 11.6 of 12.0 GB for 3 readings.",
+        level="warning",
+        now=end - HOUR_MS,
+    )
     return soak
 
 
@@ -167,5 +210,6 @@ def fake_nvml(used_gb: list[float] | None = None, total_gb: float = 12, availabl
 def queue_one(store, name="a.wav"):
     return store.submit(
         NewJob(audio_sha256="a" * 64, audio_path="audio/aa/a", audio_bytes=1, original_name=name),
-        queue_max=20, max_attempts=3,
-    )  # fmt: skip
+        queue_max=20,
+        max_attempts=3,
+    )

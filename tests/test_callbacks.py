@@ -29,19 +29,38 @@ def receiver(http_receiver):
 
 def queue(store, callback_url: str | None, name: str = "call.wav"):
     return store.submit(
-        NewJob(audio_sha256="a" * 64, audio_path="audio/aa/a", audio_bytes=1, original_name=name,
-               duration_ms=900, callback_url=callback_url),
-        queue_max=20, max_attempts=3,
-    )  # fmt: skip
+        NewJob(
+            audio_sha256="a" * 64,
+            audio_path="audio/aa/a",
+            audio_bytes=1,
+            original_name=name,
+            duration_ms=900,
+            callback_url=callback_url,
+        ),
+        queue_max=20,
+        max_attempts=3,
+    )
 
 
 def finish(store, job, text="今天天气很好。"):
     claimed = store.claim("w", 30)
     assert claimed.id == job.id
-    store.complete(job.id, "w", 1, JobResult(
-        text=text, raw_text=text, confidence=0.9, sentences=[Sentence(text, 0, 900)],
-        effective_hotwords=[], duration_ms=900, decode_ms=1, inference_ms=5, model_info={},
-    ))  # fmt: skip
+    store.complete(
+        job.id,
+        "w",
+        1,
+        JobResult(
+            text=text,
+            raw_text=text,
+            confidence=0.9,
+            sentences=[Sentence(text, 0, 900)],
+            effective_hotwords=[],
+            duration_ms=900,
+            decode_ms=1,
+            inference_ms=5,
+            model_info={},
+        ),
+    )
 
 
 # --- checking the URL -----------------------------------------------------------------------
@@ -184,19 +203,25 @@ def test_deleting_a_job_drops_its_callback(store, receiver):
 # --- through the service --------------------------------------------------------------------
 @pytest.mark.slow
 def test_api_jobs_announce_their_end_through_the_worker(tmp_path, tiny_models, receiver):
-    cfg, proc, base = serve(
-        tmp_path, "cb", **model_overrides(tiny_models), callback_secret="k",
-    )  # fmt: skip
+    cfg, proc, base = serve(tmp_path, "cb", **model_overrides(tiny_models), callback_secret="k")
     try:
         wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
         clip = write_audio(tmp_path / "c.wav", tone(1.0), 16000, "wav").read_bytes()
-        bad = requests.post(f"{base}/api/v1/jobs", files={"file": ("c.wav", clip)},
-                            data={"callback_url": "file:///etc/passwd"}, timeout=60)  # fmt: skip
+        bad = requests.post(
+            f"{base}/api/v1/jobs",
+            files={"file": ("c.wav", clip)},
+            data={"callback_url": "file:///etc/passwd"},
+            timeout=60,
+        )
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_callback_url"
         assert requests.get(f"{base}/api/v1/jobs", timeout=10).json()["total"] == 0
 
-        answer = requests.post(f"{base}/api/v1/jobs", files={"file": ("c.wav", clip)},
-                               data={"callback_url": receiver.url}, timeout=60)  # fmt: skip
+        answer = requests.post(
+            f"{base}/api/v1/jobs",
+            files={"file": ("c.wav", clip)},
+            data={"callback_url": receiver.url},
+            timeout=60,
+        )
         assert answer.status_code == 202, answer.text
         job_id = answer.json()["id"]
         assert answer.json()["callback"]["state"] == "pending"
@@ -208,11 +233,12 @@ def test_api_jobs_announce_their_end_through_the_worker(tmp_path, tiny_models, r
             "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
         )
         wait_for(
-            lambda: requests.get(f"{base}/api/v1/jobs/{job_id}", timeout=10).json()["callback"][
-                "state"
-            ] == "delivered",
+            lambda: (
+                requests.get(f"{base}/api/v1/jobs/{job_id}", timeout=10).json()["callback"]["state"]
+                == "delivered"
+            ),
             timeout=60,
-        )  # fmt: skip
+        )
         assert (
             sent["text"] == requests.get(f"{base}/api/v1/jobs/{job_id}", timeout=10).json()["text"]
         )

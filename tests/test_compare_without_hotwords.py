@@ -20,18 +20,36 @@ def finished_job(store: Store, n: int = 1, hotwords: tuple[str, ...] = ("天气"
     """A job taken to done through the store's own lifecycle (claim, complete)."""
     sha = f"{n:064x}"
     job = store.submit(
-        NewJob(audio_sha256=sha, audio_path=f"audio/{sha[:2]}/{sha}", audio_bytes=10,
-               original_name=f"f{n}.wav", hotwords=hotwords, batch_id="b1", priority=0),
-        queue_max=100, max_attempts=3,
-    )  # fmt: skip
+        NewJob(
+            audio_sha256=sha,
+            audio_path=f"audio/{sha[:2]}/{sha}",
+            audio_bytes=10,
+            original_name=f"f{n}.wav",
+            hotwords=hotwords,
+            batch_id="b1",
+            priority=0,
+        ),
+        queue_max=100,
+        max_attempts=3,
+    )
     claimed = store.claim("w", lease_s=60)
     assert claimed is not None and claimed.id == job.id
     store.complete(
-        job.id, "w", claimed.attempts,
-        JobResult(text="今天天气很好。", raw_text="今天天气很好", confidence=0.9, sentences=[],
-                  effective_hotwords=[*hotwords, "科哥"], duration_ms=1000, decode_ms=1,
-                  inference_ms=1, model_info={}),
-    )  # fmt: skip
+        job.id,
+        "w",
+        claimed.attempts,
+        JobResult(
+            text="今天天气很好。",
+            raw_text="今天天气很好",
+            confidence=0.9,
+            sentences=[],
+            effective_hotwords=[*hotwords, "科哥"],
+            duration_ms=1000,
+            decode_ms=1,
+            inference_ms=1,
+            model_info={},
+        ),
+    )
     return store.get(job.id)
 
 
@@ -45,8 +63,10 @@ def test_a_comparison_is_a_plain_copy_without_any_hotwords(store):
     assert comparison.hotwords == [] and comparison.use_default_hotwords is False
     assert comparison.compare_of == original.id and comparison.batch_id is None
     assert (comparison.audio_sha256, comparison.audio_path, comparison.original_name) == (
-        original.audio_sha256, original.audio_path, original.original_name,
-    )  # fmt: skip
+        original.audio_sha256,
+        original.audio_path,
+        original.original_name,
+    )
     assert comparison.priority == PRIORITY_NORMAL
     # a second request (a double click) gets the same job, not another run
     again = store.submit_comparison(original.id, queue_max=10, max_attempts=3, priority=0)
@@ -65,16 +85,18 @@ def test_only_done_jobs_are_compared_and_the_queue_limit_holds(store):
         store.submit_comparison(999, queue_max=10, max_attempts=3, priority=0)
     queued = store.submit(
         NewJob(audio_sha256="a" * 64, audio_path="audio/aa/x", audio_bytes=1, original_name="q"),
-        queue_max=10, max_attempts=3,
-    )  # fmt: skip
+        queue_max=10,
+        max_attempts=3,
+    )
     with pytest.raises(InvalidJobStateError, match="only a finished"):
         store.submit_comparison(queued.id, queue_max=10, max_attempts=3, priority=0)
     store.cancel(queued.id)
     original = finished_job(store, 2)
     store.submit(
         NewJob(audio_sha256="b" * 64, audio_path="audio/bb/x", audio_bytes=1, original_name="q"),
-        queue_max=10, max_attempts=3,
-    )  # fmt: skip
+        queue_max=10,
+        max_attempts=3,
+    )
     with pytest.raises(QueueFullError):
         store.submit_comparison(original.id, queue_max=1, max_attempts=3, priority=0)
 
@@ -96,9 +118,14 @@ def test_resubmit_refuses_a_job_whose_audio_file_is_gone(store, settings):
 @pytest.mark.slow
 def test_the_worker_runs_the_comparison_without_job_or_default_hotwords(tmp_path, tiny_models):
     settings = make_settings(
-        tmp_path / "data", **model_overrides(tiny_models), device="cpu", ncpu="1", hotwords="科哥",
-        lease_s="5", heartbeat_s="1",
-    )  # fmt: skip
+        tmp_path / "data",
+        **model_overrides(tiny_models),
+        device="cpu",
+        ncpu="1",
+        hotwords="科哥",
+        lease_s="5",
+        heartbeat_s="1",
+    )
     settings.ensure_dirs()
     store = open_store(settings.db_path)
     save_default_hotwords(store, "科哥, 公园")  # the operator's list, as the Hotwords page saves it

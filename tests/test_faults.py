@@ -28,19 +28,22 @@ def svc(tmp_path_factory, tiny_models):
     tmp = tmp_path_factory.mktemp("faults")
     disk = tmp / "disk"
     disk.mkdir()
-    mounted = (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
-                       capture_output=True, check=False).returncode == 0
-    )  # fmt: skip
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)]
+    mounted = subprocess.run(mount, capture_output=True, check=False).returncode == 0
     # the data directory (jobs.db, audio, tmp, logs) on the small disk
     cfg, proc, base = serve(
-        disk, "data", db_busy_timeout_s=str(BUSY_TIMEOUT_S),
+        disk,
+        "data",
+        db_busy_timeout_s=str(BUSY_TIMEOUT_S),
         **{f"{k}_model": str(v) for k, v in tiny_models.items()},
-    )  # fmt: skip
+    )
     store = open_store(cfg.db_path)
     try:
-        worker = wait_for(lambda: (w := store.latest_worker()) and w["model_loaded"] and w,
-                          timeout=180, what="the worker with its models")  # fmt: skip
+        worker = wait_for(
+            lambda: (w := store.latest_worker()) and w["model_loaded"] and w,
+            timeout=180,
+            what="the worker with its models",
+        )
         yield cfg, base, tmp, worker["pid"], mounted
     finally:
         assert stop(proc) == 0
@@ -88,8 +91,11 @@ def test_a_full_disk_refuses_uploads_with_507_and_corrupts_nothing(svc):
         for response in (small, big):
             assert response.status_code == 507, response.text
             assert response.json()["error"]["code"] == "storage_full"
-        openai = requests.post(f"{base}/v1/audio/transcriptions", timeout=60,
-                               files={"file": ("c.wav", wav(tmp, 1, 600))})  # fmt: skip
+        openai = requests.post(
+            f"{base}/v1/audio/transcriptions",
+            timeout=60,
+            files={"file": ("c.wav", wav(tmp, 1, 600))},
+        )
         assert openai.status_code == 507 and openai.json()["error"]["code"] == "storage_full"
         assert requests.get(f"{base}/health", timeout=10).json()["checks"]["disk"]["status"] == (
             "down"
@@ -125,8 +131,11 @@ def test_a_locked_database_gives_503_and_a_slow_one_only_a_wait(svc):
         upload = threading.Thread(target=lambda: answer.update(r=post(base, wav(tmp, 1, 900))))
         upload.start()
         # the file is stored just before the row is inserted: then the request waits on us
-        wait_for(lambda: len(files_under(cfg.audio_dir) - before) >= 1, timeout=60,
-                 what="the upload to reach the database")  # fmt: skip
+        wait_for(
+            lambda: len(files_under(cfg.audio_dir) - before) >= 1,
+            timeout=60,
+            what="the upload to reach the database",
+        )
         blocker.execute("ROLLBACK")
         upload.join(timeout=60)
     finally:

@@ -26,8 +26,11 @@ class CountingStream(io.BytesIO):
 
 
 def leftovers(settings) -> list:
-    return [p for p in settings.data_dir.rglob("*") if p.is_file() and p.suffix != ".db"
-            and "jobs.db" not in p.name]  # fmt: skip
+    return [
+        p
+        for p in settings.data_dir.rglob("*")
+        if p.is_file() and p.suffix != ".db" and "jobs.db" not in p.name
+    ]
 
 
 @pytest.fixture
@@ -36,8 +39,9 @@ def wav_bytes(tmp_path) -> bytes:
 
 
 def test_upload_is_stored_by_hash_and_queued_with_its_metadata(store, settings, wav_bytes):
-    job = submit_upload(store, settings, io.BytesIO(wav_bytes), "会议 录音.wav",
-                        hotwords="科哥，Paraformer 科哥")  # fmt: skip
+    job = submit_upload(
+        store, settings, io.BytesIO(wav_bytes), "会议 录音.wav", hotwords="科哥，Paraformer 科哥"
+    )
     assert job.original_name == "会议 录音.wav"
     assert job.hotwords == ["科哥", "Paraformer"]
     assert job.container == "wav" and job.sample_rate == 16000 and job.channels == 1
@@ -81,9 +85,12 @@ def test_over_the_size_limit_stops_reading_and_keeps_nothing(tmp_path, wav_bytes
 
 @pytest.mark.parametrize(
     ("data", "error"),
-    [(b"", EmptyAudioError), (b"hello, this is text\n" * 50, NotAudioError),
-     (b"\x89PNG\r\n\x1a\n" + bytes(500), NotAudioError)],
-)  # fmt: skip
+    [
+        (b"", EmptyAudioError),
+        (b"hello, this is text\n" * 50, NotAudioError),
+        (b"\x89PNG\r\n\x1a\n" + bytes(500), NotAudioError),
+    ],
+)
 def test_bad_uploads_are_refused_and_leave_nothing(store, settings, data, error):
     with pytest.raises(error):
         submit_upload(store, settings, io.BytesIO(data), "x.wav")

@@ -62,22 +62,34 @@ def test_installed_wheel_serves_from_any_directory(wheel, tmp_path, tiny_models)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     settings = make_settings(
-        tmp_path / "data", port=str(free_port()), device="cpu", ncpu="1",
+        tmp_path / "data",
+        port=str(free_port()),
+        device="cpu",
+        ncpu="1",
         **model_overrides(tiny_models),
-    )  # fmt: skip
+    )
     # The installed copy comes first on the path, and the checkout is not on it at all.
     env = settings.child_env({"PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1"})
     where = subprocess.run(
         [sys.executable, "-c", "import engine.app_files as a; print(a.APP_DIR)"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(where.stdout.strip()) == site / "engine" / "_app"
 
     log = open(tmp_path / "serve.log", "ab")  # closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve"], cwd=elsewhere, env=env, stdout=log,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "engine", "serve"],
+        cwd=elsewhere,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{settings.port}"
     try:
         wait_for(lambda: get_health(url)[1].get("status") == "ok", timeout=180)

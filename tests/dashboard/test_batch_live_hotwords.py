@@ -24,17 +24,32 @@ def page(name: str) -> AppTest:
 
 def finish(store, job, text="今天天气很好。"):
     store.claim("w", 30)
-    store.complete(job.id, "w", 1, JobResult(
-        text=text, raw_text=text, confidence=0.9, sentences=[Sentence(text, 0, 900)],
-        effective_hotwords=[], duration_ms=1000, decode_ms=1, inference_ms=5, model_info={},
-    ))  # fmt: skip
+    store.complete(
+        job.id,
+        "w",
+        1,
+        JobResult(
+            text=text,
+            raw_text=text,
+            confidence=0.9,
+            sentences=[Sentence(text, 0, 900)],
+            effective_hotwords=[],
+            duration_ms=1000,
+            decode_ms=1,
+            inference_ms=5,
+            model_info={},
+        ),
+    )
 
 
 def test_submit_batch_keeps_good_files_and_reports_bad_ones(data_env, tmp_path):
     store, settings = web_process.store(), web_process.settings()
     wav = write_audio(tmp_path / "a.wav", tone(1.0), 16000, "wav").read_bytes()
-    files = [(io.BytesIO(wav), "a.wav"), (io.BytesIO(b"not audio" * 50), "b.wav"),
-             (io.BytesIO(wav), "c.wav")]  # fmt: skip
+    files = [
+        (io.BytesIO(wav), "a.wav"),
+        (io.BytesIO(b"not audio" * 50), "b.wav"),
+        (io.BytesIO(wav), "c.wav"),
+    ]
     batch = submit_batch(store, settings, files, hotwords="科哥")
     assert [j.original_name for j in batch.accepted] == ["a.wav", "c.wav"]
     assert batch.rejected[0][0] == "b.wav" and "not audio" in str(batch.rejected[0][1])

@@ -37,21 +37,49 @@ UTC = dt.timezone.utc
 TWO_SENTENCES = [Sentence("我们讨论预算。", 0, 1500), Sentence("好的。", 1500, 2500)]
 
 
-def add_job(store, name="meeting.wav", *, text=None, sentences=(), submitted_at=None,
-            sha="a", audio_path=None, container="wav"):  # fmt: skip
+def add_job(
+    store,
+    name="meeting.wav",
+    *,
+    text=None,
+    sentences=(),
+    submitted_at=None,
+    sha="a",
+    audio_path=None,
+    container="wav",
+):
     job = store.submit(
-        NewJob(audio_sha256=sha * 64, audio_path=audio_path or f"audio/{sha * 2}/{sha * 64}",
-               audio_bytes=10, original_name=name, duration_ms=3000, container=container,
-               priority=99 if text is not None else 0),  # claimed next, ahead of queued ones
-        queue_max=10_000, max_attempts=3, now=submitted_at,
-    )  # fmt: skip
+        NewJob(
+            audio_sha256=sha * 64,
+            audio_path=audio_path or f"audio/{sha * 2}/{sha * 64}",
+            audio_bytes=10,
+            original_name=name,
+            duration_ms=3000,
+            container=container,
+            priority=99 if text is not None else 0,  # claimed next, ahead of queued ones
+        ),
+        queue_max=10_000,
+        max_attempts=3,
+        now=submitted_at,
+    )
     if text is not None:
         claimed = store.claim("w", 30)
-        store.complete(claimed.id, "w", 1, JobResult(
-            text=text, raw_text=text, confidence=0.8, sentences=list(sentences),
-            effective_hotwords=["预算"], duration_ms=3000, decode_ms=4, inference_ms=90,
-            model_info={},
-        ))  # fmt: skip
+        store.complete(
+            claimed.id,
+            "w",
+            1,
+            JobResult(
+                text=text,
+                raw_text=text,
+                confidence=0.8,
+                sentences=list(sentences),
+                effective_hotwords=["预算"],
+                duration_ms=3000,
+                decode_ms=4,
+                inference_ms=90,
+                model_info={},
+            ),
+        )
     return store.get(job.id)
 
 
@@ -296,10 +324,22 @@ def test_compare_without_hotwords_from_the_job_page(data_env):
     assert rerun is not None and rerun.state is JobState.QUEUED
     claimed = store.claim("w", 30)
     assert claimed.id == rerun.id
-    store.complete(rerun.id, "w", 1, JobResult(
-        text="我们讨论与算。<b>", raw_text="", confidence=0.5, sentences=[],
-        effective_hotwords=[], duration_ms=3000, decode_ms=1, inference_ms=1, model_info={},
-    ))  # fmt: skip
+    store.complete(
+        rerun.id,
+        "w",
+        1,
+        JobResult(
+            text="我们讨论与算。<b>",
+            raw_text="",
+            confidence=0.5,
+            sentences=[],
+            effective_hotwords=[],
+            duration_ms=3000,
+            decode_ms=1,
+            inference_ms=1,
+            model_info={},
+        ),
+    )
     at.run()
     assert not at.exception
     texts = [m.value for m in at.markdown]

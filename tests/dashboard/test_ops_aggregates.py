@@ -76,8 +76,9 @@ def test_unhealthy_spells_and_probe_gaps():
     errors = [None, "no answer: refused", None, None, "degraded", None]
     spells = ops_aggregates.unhealthy_spells(times, healthy, errors)
     assert [(s.start_ms, s.end_ms, s.count, s.detail) for s in spells] == [
-        (30, 60, 2, "no answer: refused"), (120, 120, 1, "degraded"),
-    ]  # fmt: skip
+        (30, 60, 2, "no answer: refused"),
+        (120, 120, 1, "degraded"),
+    ]
     # probes every 30 ms; 90 ms (3 intervals) without one is a gap
     gaps = ops_aggregates.probe_gaps([0, 30, 60, 200, 230], 30, 0, 260)
     assert [(g.start_ms, g.end_ms) for g in gaps] == [(60, 200)]

@@ -44,8 +44,10 @@ def test_stability_report_on_a_72_hour_soak(store, settings):
     assert rows["Availability"]["value"] == f"{(soak.probes - 3) / soak.probes * 100:.2f} %"
     assert rows["Job success rate"]["detail"] == "215 done, 1 failed, 0 cancelled"
     assert rows["Worst queue delay"] == {
-        "metric": "Worst queue delay", "value": "40.0 s", "detail": f"job {soak.worst_wait_job}",
-    }  # fmt: skip
+        "metric": "Worst queue delay",
+        "value": "40.0 s",
+        "detail": f"job {soak.worst_wait_job}",
+    }
     assert rows["Slowest job"]["detail"].startswith(f"job {soak.slowest_job}:")
     assert {t.verdict for t in report.trends.values()} == {"flat"}
     assert rows["VRAM min / max"]["value"] == "9,216 MB / 9,222 MB"
@@ -80,8 +82,10 @@ def test_operations_numbers_on_a_known_history(store, settings):
     assert errors.loc[0, "latest message"] == "The file is damaged."
     # 71 x 60 s of audio in 24 h
     assert operations_view.throughput(h) == pytest.approx(71 * 60 / (24 * 3600))
-    assert [e for e in operations_view.ops_events(h)["kind"]] == ["alert.gpu_memory",
-                                                          "maintenance.temp_cleanup"]  # fmt: skip
+    assert [e for e in operations_view.ops_events(h)["kind"]] == [
+        "alert.gpu_memory",
+        "maintenance.temp_cleanup",
+    ]
     assert operations_view.cpu_mode_note(h) is None
 
 
@@ -124,8 +128,9 @@ def test_windows():
     day = dt.date(2026, 1, 2)
     w = operations_view.window("custom", now=now, days=(day,), tz=utc)
     assert (w.start_ms, w.span_ms) == (
-        int(dt.datetime(2026, 1, 2, tzinfo=utc).timestamp() * 1000), 24 * HOUR_MS,
-    )  # fmt: skip
+        int(dt.datetime(2026, 1, 2, tzinfo=utc).timestamp() * 1000),
+        24 * HOUR_MS,
+    )
     with pytest.raises(ValueError, match="unknown window"):
         operations_view.window("3 weeks", now=now)
 

@@ -31,16 +31,33 @@ def test_submitting_without_a_file_says_so(data_env):
 def test_transcribe_page_shows_a_finished_job(data_env):
     store = web_process.store()
     job = store.submit(
-        NewJob(audio_sha256="a" * 64, audio_path="audio/aa/" + "a" * 64, audio_bytes=10,
-               original_name="meeting.wav", duration_ms=3000),
-        queue_max=20, max_attempts=3,
-    )  # fmt: skip
+        NewJob(
+            audio_sha256="a" * 64,
+            audio_path="audio/aa/" + "a" * 64,
+            audio_bytes=10,
+            original_name="meeting.wav",
+            duration_ms=3000,
+        ),
+        queue_max=20,
+        max_attempts=3,
+    )
     store.claim("w", 30)
-    store.complete(job.id, "w", 1, JobResult(
-        text="今天天气很好。", raw_text="今天天气很好", confidence=0.75,
-        sentences=[Sentence("今天天气很好。", 120, 2900)], effective_hotwords=["天气"],
-        duration_ms=3000, decode_ms=4, inference_ms=90, model_info={},
-    ))  # fmt: skip
+    store.complete(
+        job.id,
+        "w",
+        1,
+        JobResult(
+            text="今天天气很好。",
+            raw_text="今天天气很好",
+            confidence=0.75,
+            sentences=[Sentence("今天天气很好。", 120, 2900)],
+            effective_hotwords=["天气"],
+            duration_ms=3000,
+            decode_ms=4,
+            inference_ms=90,
+            model_info={},
+        ),
+    )
     at = AppTest.from_file(str(ROOT / "pages" / "transcribe.py"), default_timeout=30)
     at.session_state["transcribe_job"] = job.id
     at.run()

@@ -56,8 +56,11 @@ def test_gpu_snapshot_from_nvml():
     assert not snap.cpu_mode
     (g,) = snap.gpus
     assert (g.name, g.utilization_pct, g.temperature_c, g.power_w) == (
-        "NVIDIA H100 80GB HBM3", 57.0, 61.0, 312.5,
-    )  # fmt: skip
+        "NVIDIA H100 80GB HBM3",
+        57.0,
+        61.0,
+        312.5,
+    )
     assert g.memory_used_fraction == 0.25
     assert (snap.driver_version, snap.cuda_version) == ("550.54.15", "12.4")
     assert nvml.calls == ["init", "shutdown"]
@@ -109,8 +112,9 @@ WORKER_INFO = {
 def test_worker_view_and_models_from_a_real_heartbeat(store, settings):
     assert system_info.worker_view(store) is None and system_info.model_rows(None) == []
     store.register_worker("w1", 4242, "box")
-    store.heartbeat("w1", state="ready", lease_s=30, model_loaded=True, info=WORKER_INFO,
-                    now=1_000_000)  # fmt: skip
+    store.heartbeat(
+        "w1", state="ready", lease_s=30, model_loaded=True, info=WORKER_INFO, now=1_000_000
+    )
     view = system_info.worker_view(store, now=1_004_500)
     assert (view.state, view.heartbeat_age_s, view.pid, view.device) == ("ready", 4.5, 4242, "cpu")
     rows = {r["model"]: r for r in system_info.model_rows(view)}

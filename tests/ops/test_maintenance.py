@@ -46,11 +46,20 @@ def test_rotation_compresses_empties_and_keeps_seven(tmp_path):
     assert gzip.decompress(result.rotated.read_bytes()).endswith(b"last line of the day\n")
     assert log_file.stat().st_size == 0
     kept = [p.name for p in app_log.rotated_files(log_dir)]
-    assert kept == ["app.log.2026-01-04.gz", "app.log.2026-01-05.gz", "app.log.2026-01-06.gz",
-                    "app.log.2026-01-07.gz", "app.log.2026-01-08.gz", "app.log.2026-01-08.1.gz",
-                    "app.log.2026-01-09.gz"]  # fmt: skip
-    assert sorted(result.deleted) == ["app.log.2026-01-01.gz", "app.log.2026-01-02.gz",
-                                      "app.log.2026-01-03.gz"]  # fmt: skip
+    assert kept == [
+        "app.log.2026-01-04.gz",
+        "app.log.2026-01-05.gz",
+        "app.log.2026-01-06.gz",
+        "app.log.2026-01-07.gz",
+        "app.log.2026-01-08.gz",
+        "app.log.2026-01-08.1.gz",
+        "app.log.2026-01-09.gz",
+    ]
+    assert sorted(result.deleted) == [
+        "app.log.2026-01-01.gz",
+        "app.log.2026-01-02.gz",
+        "app.log.2026-01-03.gz",
+    ]
     assert (log_dir / "alerts.log").exists()
 
     # the open append-mode handle goes on writing at the start of the emptied file
@@ -69,17 +78,19 @@ def test_error_lines_are_counted_in_the_window_across_rotated_days(tmp_path):
         return f"{stamp},250 {level} [worker 7] seaco.worker: {text}\n"
 
     log_dir = tmp_path
-    (log_dir / "app.log.2026-01-09.gz").write_bytes(gzip.compress("".join([
+    yesterday = [
         line("2026-01-09 10:00:00", "ERROR", "before the window"),
         line("2026-01-09 23:00:00", "ERROR", "yesterday evening"),
         line("2026-01-09 23:30:00", "WARNING", "only a warning"),
-    ]).encode()))  # fmt: skip
-    (log_dir / "app.log").write_text("".join([
+    ]
+    today = [
         line("2026-01-10 01:00:00", "CRITICAL", "at one"),
         "Traceback (most recent call last):\n  ERROR inside a traceback is not a log line\n",
         line("2026-01-10 02:00:00", "ERROR", "at two"),
         line("2026-01-10 05:00:00", "ERROR", "after the window"),
-    ]))  # fmt: skip
+    ]
+    (log_dir / "app.log.2026-01-09.gz").write_bytes(gzip.compress("".join(yesterday).encode()))
+    (log_dir / "app.log").write_text("".join(today))
     utc = dt.timezone.utc
 
     def ms(day: int, hour: int) -> int:
@@ -182,9 +193,11 @@ def test_an_unreachable_webhook_is_noted_not_raised(tmp_path, store):
     from tests.procs import free_port
 
     settings = make_settings(
-        tmp_path / "data", alert_webhook_url=f"http://127.0.0.1:{free_port()}/hook",
-        alert_smtp=f"smtp://127.0.0.1:{free_port()}", alert_email_to="ops@example.com",
-    )  # fmt: skip
+        tmp_path / "data",
+        alert_webhook_url=f"http://127.0.0.1:{free_port()}/hook",
+        alert_smtp=f"smtp://127.0.0.1:{free_port()}",
+        alert_email_to="ops@example.com",
+    )
     settings.ensure_dirs()
     watch = maintenance.GpuMemoryWatch(95, 0, 1)
     maintenance.check_gpu_memory(store, settings, watch, fake_nvml([11.9]))
@@ -241,9 +254,11 @@ def smtp_server():
 def test_alert_e_mail_goes_through_smtp_and_a_password_needs_tls(tmp_path, store, smtp_server):
     port = smtp_server.server_address[1]
     settings = make_settings(
-        tmp_path / "data", alert_smtp=f"smtp://127.0.0.1:{port}",
-        alert_email_to="ops@example.com, oncall@example.com", alert_email_from="asr@example.com",
-    )  # fmt: skip
+        tmp_path / "data",
+        alert_smtp=f"smtp://127.0.0.1:{port}",
+        alert_email_to="ops@example.com, oncall@example.com",
+        alert_email_from="asr@example.com",
+    )
     delivery = alerts.raise_alert(store, settings, "gpu_memory", "GPU 0 is nearly full.")
     assert delivery.channels == {"alert log": "ok", "e-mail": "ok"}
     (message,) = smtp_server.messages
@@ -252,9 +267,10 @@ def test_alert_e_mail_goes_through_smtp_and_a_password_needs_tls(tmp_path, store
     assert "GPU 0 is nearly full." in message
     # credentials over a server without STARTTLS: refused, nothing sent
     with_password = make_settings(
-        tmp_path / "data", alert_smtp=f"smtp://ops:secret@127.0.0.1:{port}",
+        tmp_path / "data",
+        alert_smtp=f"smtp://ops:secret@127.0.0.1:{port}",
         alert_email_to="ops@example.com",
-    )  # fmt: skip
+    )
     refused = alerts.raise_alert(store, with_password, "gpu_memory", "again")
     assert "no STARTTLS" in refused.channels["e-mail"] and len(smtp_server.messages) == 1
 
@@ -273,9 +289,14 @@ def test_retention_deletes_old_audio_and_keeps_transcripts(store, settings):
 
     def job(sha: str, submitted: int) -> int:
         return add_finished_job(
-            store, submitted_at=submitted, wait_ms=10, processing_ms=100, audio_ms=1000, sha=sha,
+            store,
+            submitted_at=submitted,
+            wait_ms=10,
+            processing_ms=100,
+            audio_ms=1000,
+            sha=sha,
             audio_path=f"audio/{sha[:2]}/{sha}",
-        )  # fmt: skip
+        )
 
     expired = audio_file("a" * 64, old)
     expired_job = job("a" * 64, old)
@@ -308,8 +329,12 @@ def test_orphan_audio_left_by_a_refused_upload_is_swept_after_an_hour(tmp_path):
     settings = make_settings(tmp_path / "data")
     settings.ensure_dirs()
     store = open_store(settings.db_path, busy_timeout_s=0.2)
-    kept = submit_upload(store, settings, write_audio(tmp_path / "k.wav", tone(1.0), 16000,
-                                                      "wav").open("rb"), "kept.wav")  # fmt: skip
+    kept = submit_upload(
+        store,
+        settings,
+        write_audio(tmp_path / "k.wav", tone(1.0), 16000, "wav").open("rb"),
+        "kept.wav",
+    )
     blocker = sqlite3.connect(settings.db_path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     refused = write_audio(tmp_path / "r.wav", tone(1.0, freq=700), 16000, "wav").read_bytes()
@@ -353,8 +378,12 @@ def test_vacuum_waits_for_an_idle_queue(store):
 
 # --- recording runs and the schedule --------------------------------------------------------
 def test_each_run_is_an_event_and_a_failure_does_not_raise(store):
-    maintenance.run(store, "temp_cleanup", lambda: maintenance.Cleanup(3, 2048, 1),
-                    lambda r: f"Removed {r.removed} files.")  # fmt: skip
+    maintenance.run(
+        store,
+        "temp_cleanup",
+        lambda: maintenance.Cleanup(3, 2048, 1),
+        lambda r: f"Removed {r.removed} files.",
+    )
 
     def broken():
         raise PermissionError("tmp is read-only")
@@ -362,8 +391,10 @@ def test_each_run_is_an_event_and_a_failure_does_not_raise(store):
     assert maintenance.run(store, "log_rotate", broken, str) is None
     failed, ran = store.events(2)
     assert (ran["kind"], ran["level"], ran["message"]) == (
-        "maintenance.temp_cleanup", "info", "Removed 3 files.",
-    )  # fmt: skip
+        "maintenance.temp_cleanup",
+        "info",
+        "Removed 3 files.",
+    )
     assert json.loads(ran["data"])["removed"] == 3
     assert failed["kind"] == "maintenance.log_rotate" and failed["level"] == "error"
     assert "PermissionError: tmp is read-only" in failed["message"]
@@ -374,8 +405,12 @@ def test_register_adds_every_configured_task(tmp_path, store):
     scheduler = BackgroundScheduler(timezone="UTC")
     maintenance.register(scheduler, settings, store)
     ids = {job.id for job in scheduler.get_jobs()}
-    assert ids == {"maintenance.log_rotate", "maintenance.temp_cleanup", "maintenance.gpu_check",
-                   "maintenance.audio_retention"}  # fmt: skip
+    assert ids == {
+        "maintenance.log_rotate",
+        "maintenance.temp_cleanup",
+        "maintenance.gpu_check",
+        "maintenance.audio_retention",
+    }
     without_retention = BackgroundScheduler(timezone="UTC")
     maintenance.register(without_retention, make_settings(tmp_path), store)
     assert "maintenance.audio_retention" not in {j.id for j in without_retention.get_jobs()}

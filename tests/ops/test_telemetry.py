@@ -55,14 +55,26 @@ def test_old_samples_become_minute_means_and_older_ones_go(store, settings):
     keep_cutoff = now - settings.telemetry_keep_days * DAY_MS  # 30 days
     minute = raw_cutoff - 10 * MINUTE_MS  # a whole minute, old enough to fold
     samples = [
-        {"at": minute + 10_000 * i, "rss_bytes": 1000 + 100 * i, "cpu_pct": 10.0 * i,
-         "queue_depth": i, "vram_used_bytes": 5000 + i}
+        {
+            "at": minute + 10_000 * i,
+            "rss_bytes": 1000 + 100 * i,
+            "cpu_pct": 10.0 * i,
+            "queue_depth": i,
+            "vram_used_bytes": 5000 + i,
+        }
         for i in range(6)
-    ]  # fmt: skip
+    ]
     recent = {"at": now - MINUTE_MS, "rss_bytes": 7, "cpu_pct": 1.0, "queue_depth": 0}
     ancient = {"at": keep_cutoff - DAY_MS, "rss_bytes": 1, "cpu_pct": 1.0, "queue_depth": 0}
-    gpu_rows = [{"at": s["at"], "gpu": 0, "memory_used_bytes": s["vram_used_bytes"],
-                 "memory_total_bytes": 10_000} for s in samples]  # fmt: skip
+    gpu_rows = [
+        {
+            "at": s["at"],
+            "gpu": 0,
+            "memory_used_bytes": s["vram_used_bytes"],
+            "memory_total_bytes": 10_000,
+        }
+        for s in samples
+    ]
     store.add_telemetry([*samples, recent, ancient], gpu_rows)
     store.add_probe(at=keep_cutoff - 1, healthy=True, http_status=200, status="ok", latency_ms=1)
     store.add_probe(at=now - 1, healthy=True, http_status=200, status="ok", latency_ms=1)
@@ -150,16 +162,23 @@ def test_the_worker_process_samples_and_probes(tmp_path, store, settings):
     and /health probes through its scheduler; nothing listens on the port, so the probes
     are recorded as failed."""
     worker_settings = make_settings(
-        settings.data_dir, asr_model=str(tmp_path / "missing-model"), device="cpu",
-        telemetry_s="1", probe_s="1", port=str(free_port()), heartbeat_s="1",
-    )  # fmt: skip
+        settings.data_dir,
+        asr_model=str(tmp_path / "missing-model"),
+        device="cpu",
+        telemetry_s="1",
+        probe_s="1",
+        port=str(free_port()),
+        heartbeat_s="1",
+    )
     proc = start(["worker"], worker_settings, tmp_path / "worker.log")
     try:
         wait_for(
-            lambda: len(store.telemetry_series(0, 2**62, 1)) >= 2
-            and store.probes_between(0, 2**62),
-            timeout=120, what="telemetry samples and a probe from the worker",
-        )  # fmt: skip
+            lambda: (
+                len(store.telemetry_series(0, 2**62, 1)) >= 2 and store.probes_between(0, 2**62)
+            ),
+            timeout=120,
+            what="telemetry samples and a probe from the worker",
+        )
     finally:
         assert stop(proc) == 0, (tmp_path / "worker.log").read_text()
     sample = store.telemetry_series(0, 2**62, 1)[0]

@@ -197,8 +197,11 @@ def test_loaded_weights_are_the_built_ones(pipeline, tiny_models):
 
 # --- model directories ------------------------------------------------------------------------
 KIND_DIR = {"asr": "seaco-asr", "vad": "fsmn-vad", "punc": "ct-punc"}
-CASES = [(k, f) for k, files in (("asr", ASR_FILES), ("vad", VAD_FILES), ("punc", PUNC_FILES))
-         for f in files]  # fmt: skip
+CASES = [
+    (k, f)
+    for k, files in (("asr", ASR_FILES), ("vad", VAD_FILES), ("punc", PUNC_FILES))
+    for f in files
+]
 
 
 @pytest.mark.parametrize(("kind", "name"), CASES)
@@ -413,14 +416,17 @@ def output_dtypes(pipe: AsrPipeline, audio: np.ndarray) -> tuple[Transcript, dic
     def record(name):
         def hook(_module, _inputs, out):
             outs = out if isinstance(out, tuple) else (out,)
-            seen[name].update(o.dtype for o in outs if hasattr(o, "is_floating_point")
-                              and o.is_floating_point())  # fmt: skip
+            seen[name].update(
+                o.dtype for o in outs if hasattr(o, "is_floating_point") and o.is_floating_point()
+            )
 
         return hook
 
     model = pipe._model.model
-    hooks = [model.encoder.register_forward_hook(record("encoder")),
-             model.predictor.register_forward_hook(record("predictor"))]  # fmt: skip
+    hooks = [
+        model.encoder.register_forward_hook(record("encoder")),
+        model.predictor.register_forward_hook(record("predictor")),
+    ]
     try:
         return pipe.transcribe(audio, ["天气"]), seen
     finally:
@@ -432,11 +438,16 @@ def test_bf16_runs_the_asr_model_under_autocast_and_fp32_does_not(tiny_models, s
     import torch
 
     settings = load_settings(
-        {"SEACO_ASR_MODEL": str(tiny_models["asr"]), "SEACO_VAD_MODEL": str(tiny_models["vad"]),
-         "SEACO_PUNC_MODEL": str(tiny_models["punc"]), "SEACO_DEVICE": "cpu",
-         "SEACO_NCPU": "1", "SEACO_PRECISION": "bf16"},
+        {
+            "SEACO_ASR_MODEL": str(tiny_models["asr"]),
+            "SEACO_VAD_MODEL": str(tiny_models["vad"]),
+            "SEACO_PUNC_MODEL": str(tiny_models["punc"]),
+            "SEACO_DEVICE": "cpu",
+            "SEACO_NCPU": "1",
+            "SEACO_PRECISION": "bf16",
+        },
         env_file=None,
-    )  # fmt: skip
+    )
     bf16 = pipeline_for(settings)  # the worker's way, segment batching included
     assert bf16.info()["precision"] == "bf16" and pipeline.info()["precision"] == "fp32"
     t, dtypes = output_dtypes(bf16, speech)
@@ -449,5 +460,10 @@ def test_bf16_runs_the_asr_model_under_autocast_and_fp32_does_not(tiny_models, s
 
 def test_fp16_without_cuda_is_refused_before_loading_anything(tiny_models):
     with pytest.raises(ModelError, match="fp16 needs a CUDA device"):
-        AsrPipeline.load(str(tiny_models["asr"]), str(tiny_models["vad"]),
-                         str(tiny_models["punc"]), device="cpu", precision="fp16")  # fmt: skip
+        AsrPipeline.load(
+            str(tiny_models["asr"]),
+            str(tiny_models["vad"]),
+            str(tiny_models["punc"]),
+            device="cpu",
+            precision="fp16",
+        )

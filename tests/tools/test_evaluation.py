@@ -40,12 +40,20 @@ def corpus(tmp_path_factory) -> Path:
     return write_manifest(
         d / "manifest.jsonl",
         [
-            {"id": "weather", "audio": "weather.wav", "text": "今天天气很好。",
-             "hotwords": ["天气"]},
-            {"key": "park", "source": str(d / "park.wav"), "target": "我们去公园散步",
-             "hotwords": f"今天, {UNKNOWN}"},
+            {
+                "id": "weather",
+                "audio": "weather.wav",
+                "text": "今天天气很好。",
+                "hotwords": ["天气"],
+            },
+            {
+                "key": "park",
+                "source": str(d / "park.wav"),
+                "target": "我们去公园散步",
+                "hotwords": f"今天, {UNKNOWN}",
+            },
         ],
-    )  # fmt: skip
+    )
 
 
 def model_env(tiny_models) -> dict[str, str]:

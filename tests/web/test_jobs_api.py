@@ -30,8 +30,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def api(tmp_path_factory, tiny_models):
     tmp = tmp_path_factory.mktemp("api")
     cfg, proc, base = serve(
-        tmp, "data", **model_overrides(tiny_models), api_tokens=f"other-token,{TOKEN}",
-    )  # fmt: skip
+        tmp, "data", **model_overrides(tiny_models), api_tokens=f"other-token,{TOKEN}"
+    )
     try:
         wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
         yield cfg, base, tmp
@@ -47,16 +47,21 @@ def mp3(api):
 
 def submit(base, path, **data):
     with open(path, "rb") as f:
-        return requests.post(f"{base}/api/v1/jobs", files={"file": (path.name, f)},
-                             data=data, headers=AUTH, timeout=30)  # fmt: skip
+        return requests.post(
+            f"{base}/api/v1/jobs",
+            files={"file": (path.name, f)},
+            data=data,
+            headers=AUTH,
+            timeout=30,
+        )
 
 
 def wait_done(base, job_id):
-    return wait_for(
-        lambda: (j := requests.get(f"{base}/api/v1/jobs/{job_id}", headers=AUTH, timeout=10)
-                 .json())["state"] in ("done", "failed", "cancelled") and j,
-        timeout=120, what=f"job {job_id} to finish",
-    )  # fmt: skip
+    def finished():
+        job = requests.get(f"{base}/api/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()
+        return job if job["state"] in ("done", "failed", "cancelled") else None
+
+    return wait_for(finished, timeout=120, what=f"job {job_id} to finish")
 
 
 def assert_error(response, status, code):
@@ -85,18 +90,29 @@ def test_submit_follow_and_fetch_every_format(api, mp3):
     assert "audio_path" not in job and "lease_owner" not in job
     done = wait_done(base, job["id"])
     assert done["state"] == "done" and done["progress"] == 1.0 and done["sentences"]
-    for fmt, media in [("txt", "text/plain"), ("srt", "application/x-subrip"),
-                       ("vtt", "text/vtt"), ("json", "application/json"), ("csv", "text/csv"),
-                       ("docx", "application/vnd.openxmlformats")]:  # fmt: skip
-        r = requests.get(f"{base}/api/v1/jobs/{job['id']}/transcript", params={"format": fmt},
-                         headers=AUTH, timeout=10)  # fmt: skip
+    for fmt, media in [
+        ("txt", "text/plain"),
+        ("srt", "application/x-subrip"),
+        ("vtt", "text/vtt"),
+        ("json", "application/json"),
+        ("csv", "text/csv"),
+        ("docx", "application/vnd.openxmlformats"),
+    ]:
+        r = requests.get(
+            f"{base}/api/v1/jobs/{job['id']}/transcript",
+            params={"format": fmt},
+            headers=AUTH,
+            timeout=10,
+        )
         assert r.status_code == 200 and r.headers["content-type"].startswith(media), fmt
         assert "attachment" in r.headers["content-disposition"] and r.content
-    srt = requests.get(f"{base}/api/v1/jobs/{job['id']}/transcript?format=srt", headers=AUTH,
-                       timeout=10).text  # fmt: skip
+    srt = requests.get(
+        f"{base}/api/v1/jobs/{job['id']}/transcript?format=srt", headers=AUTH, timeout=10
+    ).text
     assert re.match(r"1\r?\n\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", srt)
-    listed = requests.get(f"{base}/api/v1/jobs", params={"state": "done"}, headers=AUTH,
-                          timeout=10).json()  # fmt: skip
+    listed = requests.get(
+        f"{base}/api/v1/jobs", params={"state": "done"}, headers=AUTH, timeout=10
+    ).json()
     assert job["id"] in [j["id"] for j in listed["jobs"]] and listed["total"] >= 1
 
 
@@ -151,8 +167,9 @@ def test_batch_keeps_good_files_and_reports_bad_ones(api, mp3):
     assert body["rejected"][0]["error"]["code"] == "not_audio"
     for job in body["jobs"]:
         assert wait_done(base, job["id"])["state"] == "done"
-    listed = requests.get(f"{base}/api/v1/jobs", params={"batch_id": body["batch_id"]},
-                          headers=AUTH, timeout=10).json()  # fmt: skip
+    listed = requests.get(
+        f"{base}/api/v1/jobs", params={"batch_id": body["batch_id"]}, headers=AUTH, timeout=10
+    ).json()
     assert listed["total"] == 2
 
 
@@ -160,8 +177,11 @@ def test_cancel_and_delete(api, mp3):
     cfg, base, _ = api
     job = submit(base, mp3).json()
     wait_done(base, job["id"])
-    assert_error(requests.post(f"{base}/api/v1/jobs/{job['id']}/cancel", headers=AUTH,
-                               timeout=10), 409, "invalid_job_state")  # fmt: skip
+    assert_error(
+        requests.post(f"{base}/api/v1/jobs/{job['id']}/cancel", headers=AUTH, timeout=10),
+        409,
+        "invalid_job_state",
+    )
     quiet = write_audio(api[2] / "quiet.wav", tone(1.0, freq=333), 16000, "wav")
     lonely = submit(base, quiet).json()
     wait_done(base, lonely["id"])
@@ -170,8 +190,11 @@ def test_cancel_and_delete(api, mp3):
     r = requests.delete(f"{base}/api/v1/jobs/{lonely['id']}", headers=AUTH, timeout=10)
     assert r.status_code == 204
     assert not audio_file.exists()  # no other job used that audio
-    assert_error(requests.get(f"{base}/api/v1/jobs/{lonely['id']}", headers=AUTH, timeout=10),
-                 404, "job_not_found")  # fmt: skip
+    assert_error(
+        requests.get(f"{base}/api/v1/jobs/{lonely['id']}", headers=AUTH, timeout=10),
+        404,
+        "job_not_found",
+    )
 
 
 def test_openai_client(api, mp3):
@@ -215,9 +238,13 @@ def test_metrics(api, mp3):
 
 def test_overload_answers_only_202_or_503_and_loses_nothing(tmp_path, tiny_models):
     cfg, proc, base = serve(
-        tmp_path, "busy", **model_overrides(tiny_models), queue_max="3", max_upload_mb="1",
+        tmp_path,
+        "busy",
+        **model_overrides(tiny_models),
+        queue_max="3",
+        max_upload_mb="1",
         sync_timeout_s="2",
-    )  # fmt: skip
+    )
     store = open_store(cfg.db_path)
     try:
         wait_for(lambda: get_health(base)[1].get("status") == "ok", timeout=180)
@@ -229,28 +256,34 @@ def test_overload_answers_only_202_or_503_and_loses_nothing(tmp_path, tiny_model
         cli = None
         try:
             # the OpenAI-compatible call waits SEACO_SYNC_TIMEOUT_S, then says where to look
-            slow = requests.post(f"{base}/v1/audio/transcriptions",
-                                 files={"file": ("s.wav", clip)}, timeout=60)  # fmt: skip
+            slow = requests.post(
+                f"{base}/v1/audio/transcriptions", files={"file": ("s.wav", clip)}, timeout=60
+            )
             assert slow.status_code == 504 and slow.json()["error"]["type"] == "timeout"
             slow_id = int(re.search(r"/api/v1/jobs/(\d+)", slow.json()["error"]["message"])[1])
 
             def post(i):
-                return requests.post(f"{base}/api/v1/jobs", files={"file": (f"{i}.wav", clip)},
-                                     timeout=60)  # fmt: skip
+                return requests.post(
+                    f"{base}/api/v1/jobs", files={"file": (f"{i}.wav", clip)}, timeout=60
+                )
 
             with ThreadPoolExecutor(8) as pool:
                 answers = list(pool.map(post, range(30)))
             # a patient client: `seaco submit` waits out the full queue and retries
-            files = [write_audio(tmp_path / f"cli{i}.wav", tone(1.0, freq=300 + i), 16000, "wav")
-                     for i in range(2)]  # fmt: skip
+            files = [
+                write_audio(tmp_path / f"cli{i}.wav", tone(1.0, freq=300 + i), 16000, "wav")
+                for i in range(2)
+            ]
             cli = subprocess.Popen(
                 [sys.executable, "-m", "engine.cli", "submit", *map(str, files), "--wait",
                  "--format", "srt", "--out", str(tmp_path / "out"), "--url", base],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             cli_log = []
-            wait_for(lambda: "queue full" in (cli_log.append(cli.stderr.readline()) or
-                                              "".join(cli_log)), timeout=60)  # fmt: skip
+            wait_for(
+                lambda: "queue full" in (cli_log.append(cli.stderr.readline()) or "".join(cli_log)),
+                timeout=60,
+            )
         finally:
             os.kill(worker_pid, signal.SIGCONT)
         statuses = [a.status_code for a in answers]
@@ -265,8 +298,9 @@ def test_overload_answers_only_202_or_503_and_loses_nothing(tmp_path, tiny_model
         assert cli.wait(timeout=180) == 0, cli.stderr.read()
         for f in files:
             assert (tmp_path / "out" / f"{f.stem}.srt").exists()
-        big = requests.post(f"{base}/api/v1/jobs", files={"file": ("big.wav", bytes(3 << 20))},
-                            timeout=60)  # fmt: skip
+        big = requests.post(
+            f"{base}/api/v1/jobs", files={"file": ("big.wav", bytes(3 << 20))}, timeout=60
+        )
         assert_error(big, 413, "audio_too_large")
     finally:
         assert stop(proc) == 0
@@ -284,8 +318,9 @@ def test_generated_requests_never_get_a_server_error(api):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def never_a_server_error(case):
             response = case.call(headers=AUTH, timeout=30)
             assert response.status_code < 500, (case.method, case.path, response.text[:300])
