@@ -24,18 +24,27 @@ LATEST = max(int(p.name[:3]) for p in SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"))
 
 def new_job(n: int = 0, **kw) -> NewJob:
     return NewJob(
-        audio_sha256=f"{n:064x}", audio_path=f"audio/00/{n:064x}", audio_bytes=100,
-        original_name=f"file{n}.wav", duration_ms=2000, **kw,
-    )  # fmt: skip
+        audio_sha256=f"{n:064x}",
+        audio_path=f"audio/00/{n:064x}",
+        audio_bytes=100,
+        original_name=f"file{n}.wav",
+        duration_ms=2000,
+        **kw,
+    )
 
 
 def result(text: str = "今天天气很好。", sentences: list[Sentence] | None = None) -> JobResult:
     return JobResult(
-        text=text, raw_text=text, confidence=0.8,
+        text=text,
+        raw_text=text,
+        confidence=0.8,
         sentences=sentences if sentences is not None else [Sentence(text, 0, 1500)],
-        effective_hotwords=["科哥"], duration_ms=2000, decode_ms=5, inference_ms=50,
+        effective_hotwords=["科哥"],
+        duration_ms=2000,
+        decode_ms=5,
+        inference_ms=50,
         model_info={"random_weights": True},
-    )  # fmt: skip
+    )
 
 
 def submit(store: Store, n: int = 0, queue_max: int = 100, **kw):
@@ -128,8 +137,9 @@ def test_heartbeat_renews_the_lease(store):
     job = submit(store)
     store.register_worker("w1", 1, "host")
     store.claim("w1", lease_s=10, now=1_000)
-    store.heartbeat("w1", state="busy", lease_s=10, model_loaded=True, current_job_id=job.id,
-                    now=9_000)  # fmt: skip
+    store.heartbeat(
+        "w1", state="busy", lease_s=10, model_loaded=True, current_job_id=job.id, now=9_000
+    )
     assert store.requeue_abandoned(now=15_000).requeued == []  # lease now ends at 19 000
     assert store.requeue_abandoned(now=19_001).requeued == [job.id]
 
@@ -187,10 +197,14 @@ def test_full_text_search_finds_chinese_words_and_their_time(store):
     job = submit(store)
     store.claim("w", 30)
     store.complete(
-        job.id, "w", 1,
-        result("今天天气很好。我们去公园。", [Sentence("今天天气很好。", 0, 1500),
-                                      Sentence("我们去公园。", 1600, 3000)]),
-    )  # fmt: skip
+        job.id,
+        "w",
+        1,
+        result(
+            "今天天气很好。我们去公园。",
+            [Sentence("今天天气很好。", 0, 1500), Sentence("我们去公园。", 1600, 3000)],
+        ),
+    )
     hits = store.search("公园")
     assert [(h.job_id, h.sentence_idx, h.start_ms) for h in hits] == [(job.id, 1, 1600)]
     assert "【公】【园】" in hits[0].snippet or "【公园】" in hits[0].snippet
@@ -253,8 +267,10 @@ def test_filters_by_time_name_and_state_with_like_metacharacters_escaped(store):
     a = store.submit(new_job(1), queue_max=100, max_attempts=3, now=1_000)
     b = store.submit(
         NewJob(audio_sha256="b" * 64, audio_path="x", audio_bytes=1, original_name="100%_会议.wav"),
-        queue_max=100, max_attempts=3, now=5_000,
-    )  # fmt: skip
+        queue_max=100,
+        max_attempts=3,
+        now=5_000,
+    )
     assert [j.id for j in store.list_jobs(where=JobFilter(name_contains="%_"))] == [b.id]
     assert [j.id for j in store.list_jobs(where=JobFilter(name_contains="会议"))] == [b.id]
     assert store.count_jobs(where=JobFilter(name_contains="_")) == 1
@@ -319,12 +335,21 @@ def test_completing_again_replaces_only_that_jobs_search_rows(store):
     for n in range(2):
         submit(store, n)
         job = store.claim("w", 30)
-        store.complete(job.id, "w", 1, result("今天天气很好。明天下雨。", [
-            Sentence("今天天气很好。", 0, 1000), Sentence("明天下雨。", 1000, 2000)]))  # fmt: skip
+        store.complete(
+            job.id,
+            "w",
+            1,
+            result(
+                "今天天气很好。明天下雨。",
+                [Sentence("今天天气很好。", 0, 1000), Sentence("明天下雨。", 1000, 2000)],
+            ),
+        )
     retried = store.get(1)
     with store._write() as conn:  # a second completion of job 1 (retry after a lost lease)
-        conn.execute("UPDATE jobs SET state = 'running', lease_owner = 'w', attempts = 2"
-                     " WHERE id = ?", (retried.id,))  # fmt: skip
+        conn.execute(
+            "UPDATE jobs SET state = 'running', lease_owner = 'w', attempts = 2 WHERE id = ?",
+            (retried.id,),
+        )
     store.complete(1, "w", 2, result("下雨。", [Sentence("下雨。", 0, 900)]))
     assert [(h.job_id, h.sentence_idx) for h in store.search("下雨")] == [(2, 1), (1, 0)]
     assert [h.job_id for h in store.search("天气")] == [2]

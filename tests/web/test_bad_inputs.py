@@ -31,11 +31,13 @@ def svc(tiny_service):
 # --- the files ------------------------------------------------------------------------------
 def wav_header(n_data: int, rate: int = 16000, channels: int = 1, bits: int = 16) -> bytes:
     block = channels * bits // 8
-    return (
-        b"RIFF" + struct.pack("<I", 36 + n_data) + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
-        + b"data" + struct.pack("<I", n_data)
-    )  # fmt: skip
+    return b"".join(
+        [
+            b"RIFF" + struct.pack("<I", 36 + n_data) + b"WAVEfmt ",
+            struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits),
+            b"data" + struct.pack("<I", n_data),
+        ]
+    )
 
 
 def flac_claiming(tmp, seconds: float) -> bytes:
@@ -134,16 +136,17 @@ FILES = {
 
 
 def post_file(base: str, name: str, data: bytes, **fields: str) -> requests.Response:
-    return requests.post(f"{base}/api/v1/jobs", files={"file": (name, data)}, data=fields,
-                         headers=AUTH, timeout=60)  # fmt: skip
+    return requests.post(
+        f"{base}/api/v1/jobs", files={"file": (name, data)}, data=fields, headers=AUTH, timeout=60
+    )
 
 
 def final(base: str, job_id: int) -> dict:
-    return wait_for(
-        lambda: (j := requests.get(f"{base}/api/v1/jobs/{job_id}", headers=AUTH, timeout=10)
-                 .json())["state"] in ("done", "failed", "cancelled") and j,
-        timeout=120, what=f"job {job_id} to finish",
-    )  # fmt: skip
+    def finished() -> dict | None:
+        job = requests.get(f"{base}/api/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()
+        return job if job["state"] in ("done", "failed", "cancelled") else None
+
+    return wait_for(finished, timeout=120, what=f"job {job_id} to finish")
 
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict:
@@ -174,12 +177,14 @@ def test_bad_file(svc, kind):
 def multipart(filename: bytes, data: bytes) -> tuple[bytes, str]:
     """A form with one file whose name is sent byte for byte (requests would escape it)."""
     boundary = uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\n".encode()
-        + b'Content-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
-        + b"Content-Type: application/octet-stream\r\n\r\n" + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )  # fmt: skip
+    body = b"".join(
+        [
+            f"--{boundary}\r\n".encode(),
+            b'Content-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n',
+            b"Content-Type: application/octet-stream\r\n\r\n" + data,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -199,8 +204,9 @@ def test_hostile_file_names_are_labels_only(svc, case):
     raw, label = NAMES[case]
     clip = write_audio(tmp / f"{case}.wav", tone(0.5, freq=200 + len(case)), 16000, "wav")
     body, content_type = multipart(raw, clip.read_bytes())
-    r = requests.post(f"{base}/api/v1/jobs", data=body, timeout=60,
-                      headers={**AUTH, "Content-Type": content_type})  # fmt: skip
+    r = requests.post(
+        f"{base}/api/v1/jobs", data=body, timeout=60, headers={**AUTH, "Content-Type": content_type}
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["original_name"] == label
@@ -281,9 +287,29 @@ def test_not_multipart_and_bad_priority_are_invalid_requests(svc):
 
 @pytest.mark.parametrize(
     "query",
-    ['"', '""', "NEAR(", "a NEAR/2 b", "*", "a OR", "AND", "NOT x", "col:x", "^x", "()",
-     "'; DROP TABLE jobs; --", "\x00", "x\x00y", "{a b}", "\\", "%", "_", "😀", "   "],
-)  # fmt: skip
+    [
+        '"',
+        '""',
+        "NEAR(",
+        "a NEAR/2 b",
+        "*",
+        "a OR",
+        "AND",
+        "NOT x",
+        "col:x",
+        "^x",
+        "()",
+        "'; DROP TABLE jobs; --",
+        "\x00",
+        "x\x00y",
+        "{a b}",
+        "\\",
+        "%",
+        "_",
+        "😀",
+        "   ",
+    ],
+)
 def test_malformed_search_queries_find_nothing_without_error(svc, query):
     _cfg, base, _tmp, _pid = svc
     r = requests.get(f"{base}/api/v1/search", params={"q": query}, headers=AUTH, timeout=10)
@@ -305,24 +331,42 @@ def test_the_worker_survived_everything_and_still_works(svc):
 def test_streamlit_refuses_uploads_without_its_xsrf_token(svc):
     _cfg, base, _tmp, _pid = svc
     session, file_id = uuid.uuid4().hex, uuid.uuid4().hex
-    r = requests.put(f"{base}/_stcore/upload_file/{session}/{file_id}",
-                     files={"file": ("a.wav", b"RIFF")}, timeout=10)  # fmt: skip
+    r = requests.put(
+        f"{base}/_stcore/upload_file/{session}/{file_id}",
+        files={"file": ("a.wav", b"RIFF")},
+        timeout=10,
+    )
     assert r.status_code == 403 and "XSRF" in r.text
 
 
 @pytest.mark.parametrize(
     "header",
-    [None, "Bearer", "Bearer ", "Basic " + TOKEN, "Token " + TOKEN, "Bearer " + TOKEN[:-1],
-     "Bearer " + TOKEN + "x", "Bearer " + TOKEN.upper(), "Bearer \xff\xfe\xfd",
-     "Bearer " + "a" * 8000, "Bearer other-token"],
-)  # fmt: skip
+    [
+        None,
+        "Bearer",
+        "Bearer ",
+        "Basic " + TOKEN,
+        "Token " + TOKEN,
+        "Bearer " + TOKEN[:-1],
+        "Bearer " + TOKEN + "x",
+        "Bearer " + TOKEN.upper(),
+        "Bearer \xff\xfe\xfd",
+        "Bearer " + "a" * 8000,
+        "Bearer other-token",
+    ],
+)
 def test_wrong_tokens_are_401_on_both_apis(svc, header):
     _cfg, base, _tmp, _pid = svc
     headers = {} if header is None else {"Authorization": header}
     r = requests.get(f"{base}/api/v1/jobs", headers=headers, timeout=10)
     assert_error(r, 401, "unauthorized")
-    r = requests.post(f"{base}/v1/audio/transcriptions", headers=headers, timeout=10,
-                      files={"file": ("a.wav", b"x")}, data={"model": "seaco"})  # fmt: skip
+    r = requests.post(
+        f"{base}/v1/audio/transcriptions",
+        headers=headers,
+        timeout=10,
+        files={"file": ("a.wav", b"x")},
+        data={"model": "seaco"},
+    )
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
 
 
