@@ -6,22 +6,32 @@ separate process while the worker's model is busy, and cached on disk for the wo
   entry). Written atomically (rename), bounded by `SEACO_PCM_CACHE_MB` (oldest use evicted
   first); the scheduled temp cleanup also removes entries not used for
   `SEACO_TEMP_MAX_AGE_S`. A missing, half-evicted or unreadable entry is just a miss.
-- `Prefetcher`: a pool of one process (spawned, so it never inherits torch's threads or the
-  model) at a lower CPU priority, so decoding yields to inference on a small machine. The
-  worker calls `ahead(jobs)` with the queue's next jobs (peeked, not claimed) and `get(job)`
-  for the job it is about to run: a cached entry, else the pool's decode of it if one is in
-  flight (waiting costs less than decoding twice), else None and the worker decodes itself,
-  which is also how every decoding error reaches the job.
+- `Prefetcher`: one helper process (a fresh interpreter, so it never inherits torch's threads
+  or the model) at a lower CPU priority, so decoding yields to inference on a small machine.
+  The worker calls `ahead(jobs)` with the queue's next jobs (peeked, not claimed) and
+  `get(job)` for the job it is about to run: a cached entry, else the helper's decode of it
+  if one was asked for (waiting costs less than decoding twice), else None and the worker
+  decodes itself, which is also how every decoding error reaches the job.
+
+The helper is a plain subprocess speaking JSON lines over its stdin and stdout, not a
+multiprocessing pool: no resource-tracker process beside it, and nothing of
+multiprocessing's start-up that prints `EOFError: Ran out of input` when the worker dies
+while it starts. It never outlives the worker (engine/worker/lifeline.py: the kernel's
+parent-death signal and a watch on the parent process; EOF on stdin ends it too), exits
+quietly (status 0, no traceback) when the worker has gone, and carries
+`SEACO_DECODE_AHEAD_PARENT=<worker pid>` in its environment, so tests (and an operator) can
+find the helpers of a given worker.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,6 +41,14 @@ from engine.audio import TARGET_RATE, AudioInfo, decode
 
 log = logging.getLogger("seaco.prefetch")
 VERSION = "v1"  # bump when decoding changes, so stale PCM is never used
+PARENT_ENV = "SEACO_DECODE_AHEAD_PARENT"  # the helper's marker: the pid of its worker
+ROOT = Path(__file__).resolve().parents[2]  # the directory `engine` is imported from
+# The helper's program: tie its life to the worker before anything slow is imported.
+HELPER = (
+    "import os; from engine.worker.lifeline import die_with_parent; "
+    f"die_with_parent(int(os.environ['{PARENT_ENV}'])); "
+    "from engine.worker.decode_ahead import helper_main; helper_main()"
+)
 
 
 class PcmCache:
@@ -93,21 +111,37 @@ class PcmCache:
         return removed
 
 
-def _init_child() -> None:
-    try:
-        os.nice(10)  # the model's threads come first; decoding is ~1 % of the work
-    except OSError:
-        pass
-
-
 def _decode_into(path: str, sha256: str, cache_dir: str, max_bytes: int, max_s: float) -> bool:
-    """In the pool process: decode and store. Errors stay here: the worker will decode the
-    file itself and report them on the job."""
+    """In the helper: decode and store. Errors stay here: the worker will decode the file
+    itself and report them on the job."""
     try:
         samples, info = decode(path, max_duration_s=max_s)
         return PcmCache(Path(cache_dir), max_bytes).put(sha256, samples, info)
     except Exception:
         return False
+
+
+def helper_main() -> None:
+    """The decode-ahead helper's loop (run by `HELPER` in its own interpreter): one request a
+    line on stdin (`_decode_into`'s arguments as a JSON object), one answer a line on stdout
+    (`{"sha256": ..., "stored": bool}`), in request order. Ends with status 0, quietly, at
+    EOF on stdin or when the worker can no longer read the answers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the worker's to handle
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # whatever a library prints goes to the log, not among the answers
+    try:
+        os.nice(10)  # the model's threads come first; decoding is ~1 % of the work
+    except OSError:
+        pass
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            stored = _decode_into(**request)
+            answers.write(json.dumps({"sha256": request["sha256"], "stored": stored}) + "\n")
+            answers.flush()
+    except (BrokenPipeError, ConnectionResetError):  # the worker has gone
+        pass
+    os._exit(0)  # nothing to flush into a closed pipe at exit
 
 
 class Prefetcher:
@@ -116,52 +150,88 @@ class Prefetcher:
         self.data_dir = Path(data_dir)
         self.max_duration_s = max_duration_s
         self.ahead_n = ahead
-        self._pool: ProcessPoolExecutor | None = None
-        self._inflight: dict[str, Future] = {}
+        self._helper: subprocess.Popen | None = None
+        self._pending: list[str] = []  # sha256s asked for whose answers are not read yet
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_child,
-            )
-        return self._pool
+    def _start_helper(self) -> subprocess.Popen:
+        if self._helper is None:
+            self._helper = subprocess.Popen(
+                [sys.executable, "-c", HELPER], cwd=ROOT, text=True, encoding="utf-8",
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # stderr: the worker's log
+                env={**os.environ, PARENT_ENV: str(os.getpid())},
+            )  # fmt: skip
+        return self._helper
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The helper process's pid while one is running (started by the first `ahead`)."""
+        return self._helper.pid if self._helper is not None else None
 
     def ahead(self, jobs: list) -> int:
-        """Start decoding these upcoming jobs (queue order) unless cached or in flight."""
+        """Ask for these upcoming jobs (queue order) to be decoded unless cached or already
+        asked for. Returns how many were asked for."""
         started = 0
-        self._inflight = {k: f for k, f in self._inflight.items() if not f.done()}
         for job in jobs[: self.ahead_n]:
             sha = job.audio_sha256
-            if sha in self._inflight or self.cache.has(sha):
+            if sha in self._pending or self.cache.has(sha):
                 continue
+            request = {
+                "path": str(self.data_dir / job.audio_path), "sha256": sha,
+                "cache_dir": str(self.cache.directory), "max_bytes": self.cache.max_bytes,
+                "max_s": self.max_duration_s,
+            }  # fmt: skip
             try:
-                self._inflight[sha] = self._executor().submit(
-                    _decode_into, str(self.data_dir / job.audio_path), sha,
-                    str(self.cache.directory), self.cache.max_bytes, self.max_duration_s,
-                )  # fmt: skip
-                started += 1
-            except Exception:  # a broken pool must not stop the worker: it decodes itself
+                requests = self._start_helper().stdin
+                assert requests is not None  # stdin=PIPE
+                requests.write(json.dumps(request) + "\n")
+                requests.flush()
+            except OSError:  # could not start, or it died: the worker decodes itself
                 log.exception("decode-ahead could not start; decoding in the worker")
                 self.close()
+                break
+            self._pending.append(sha)
+            started += 1
         return started
 
     def get(self, job) -> tuple[np.ndarray, AudioInfo] | None:
         """The job's decoded audio if it was decoded ahead, else None."""
-        future = self._inflight.pop(job.audio_sha256, None)
-        if future is not None:
-            try:
-                future.result()
-            except Exception:
-                return None
+        if job.audio_sha256 in self._pending:
+            self._wait_for(job.audio_sha256)
         hit = self.cache.get(job.audio_sha256)
         if hit is not None and len(hit[0]) > self.max_duration_s * TARGET_RATE:
             return None  # the limit was lowered since: let decode() say so
         return hit
 
+    def _wait_for(self, sha: str) -> None:
+        """Read the helper's answers (they come in request order) up to `sha`'s."""
+        answers = self._helper.stdout if self._helper is not None else None
+        try:
+            while answers is not None and sha in self._pending:
+                line = answers.readline()
+                if not line:
+                    log.warning("the decode-ahead process has gone; decoding in the worker")
+                    self.close()
+                    return
+                self._pending.remove(json.loads(line)["sha256"])
+        except (OSError, ValueError, KeyError):
+            log.exception("decode-ahead answered nonsense; decoding in the worker")
+            self.close()
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        self._inflight.clear()
+        """Stop the helper (SIGTERM, SIGKILL after 5 s) and reap it."""
+        helper, self._helper = self._helper, None
+        self._pending.clear()
+        if helper is None:
+            return
+        for stream in (helper.stdin, helper.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:  # e.g. a request still buffered for a helper that has died
+                pass
+        helper.terminate()
+        try:
+            helper.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
