@@ -1,12 +1,15 @@
 """The worker: the one process that owns the model and works through the queue in order.
 
-Shape (huey's consumer, rq's worker): `initialize()` registers and recovers, `loop()` does at
-most one job, `shutdown()` tears down. An APScheduler scheduler drives everything: the queue
-tick (which re-schedules itself at once after a job and after `SEACO_IDLE_POLL_MS` when idle,
-so a new job starts within tens of milliseconds without busy-looping), heartbeats that also
-renew the running job's lease, the sweep that re-queues jobs of dead workers, and model
-retries. Signal handlers only set flags: the first SIGTERM/SIGINT finishes the current job
-and stops, a second one gives the job back to the queue and exits at once.
+Shape (huey's consumer, rq's worker): `initialize()` registers and recovers, `loop()` is one
+turn of the queue, `shutdown()` tears down. The queue is a plain loop on a thread of its own:
+it loads the model (retrying every `SEACO_MODEL_RETRY_S`), then calls `loop()` until a stop
+is requested; a turn takes at most one job, and when there was none it waits on an event for
+`SEACO_IDLE_POLL_MS`, a wait that a stop request or `wake()` ends at once. Nothing has to
+re-arm it, so it cannot be lost. APScheduler runs the periodic work beside it: heartbeats
+that also renew the running job's lease, the sweep that re-queues jobs of dead workers,
+telemetry, probes, maintenance and job-completion callbacks. Signal handlers only set flags:
+the first SIGTERM/SIGINT finishes the current job and stops, a second one gives the job back
+to the queue and exits at once.
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -101,9 +103,9 @@ class Worker:
         self.state = "starting"
         self.stop_requested = threading.Event()
         self.abort_requested = threading.Event()
-        self._ticking = False  # a queue tick is running (see _check_queue_armed)
-        self._queue_missing = False
+        self._wake = threading.Event()  # ends the queue thread's idle wait at once
         self._scheduler: BackgroundScheduler | None = None
+        self._queue_failed = False  # the queue thread died of a bug: exit as a crash
         self.prefetcher: Prefetcher | None = None
         if settings.decode_ahead > 0:  # decode the next jobs while the model works
             cache = PcmCache(settings.tmp_dir / "pcm", settings.pcm_cache_mb * 2**20)
@@ -180,6 +182,28 @@ class Worker:
 
     # --- the queue -----------------------------------------------------------------------------
     def loop(self) -> bool:
+        """One turn of the queue thread (huey's `Worker.loop`): claim and process at most one
+        job. When there was none (or the database refused the claim, which is logged), wait
+        up to SEACO_IDLE_POLL_MS for `wake()` or a stop request; in burst mode stop instead.
+        True when a job was processed."""
+        self._wake.clear()  # a wake-up from here on ends the wait below
+        try:
+            processed = self.process_next()
+        except Exception:  # e.g. the database was briefly unavailable: log, retry next turn
+            log.exception("queue loop error")
+            processed = False
+        if not processed:
+            if self.burst:
+                self.request_stop()
+            elif not self.stop_requested.is_set():  # (set before _wake: none is missed)
+                self._wake.wait(self.idle_poll_s)
+        return processed
+
+    def wake(self) -> None:
+        """End the queue thread's idle wait now (a job was queued from this process)."""
+        self._wake.set()
+
+    def process_next(self) -> bool:
         """Claim and process at most one job. True when a job was processed."""
         if self.pipeline is None or self.stop_requested.is_set():
             return False
@@ -295,7 +319,8 @@ class Worker:
         log.info("jobs %s: recognised together", [r[0].id for r in ready])
         try:
             started = time.monotonic()
-            transcripts = self.pipeline.transcribe_many([r[1] for r in ready], hotwords)
+            batch = cast(Any, self.pipeline)  # has transcribe_many: see _claim_companions
+            transcripts = batch.transcribe_many([r[1] for r in ready], hotwords)
             group_ms = (time.monotonic() - started) * 1000
         except (DatabaseError, StorageFullError):
             raise
@@ -375,77 +400,40 @@ class Worker:
         else:
             log.warning("job %s: result discarded (cancelled, or the lease was lost)", job.id)
 
-    # --- scheduling ----------------------------------------------------------------------------
-    def _queue_tick(self) -> bool:
-        """At most one job; the next tick is armed by _rearm_queue once this one returned."""
-        processed = False
-        self._ticking = True
-        try:
-            processed = self.loop()
-        except Exception:  # e.g. the database was briefly unavailable: log, retry next tick
-            log.exception("queue loop error")
-        finally:
-            self._ticking = False
-            if self.burst and not processed:
-                self.request_stop()
-        return processed
-
-    def _rearm_queue(self, event: JobExecutionEvent) -> None:
-        """Schedule the next queue tick after the previous one has fully finished: at once
-        after a job, after SEACO_IDLE_POLL_MS when idle. APScheduler calls this once it has
-        counted the tick as no longer running. (Scheduling from inside the tick raced with
-        max_instances=1: a tick due at once while the old one was still returning was
-        skipped, and with it every later one, leaving a worker that heartbeats but never
-        takes another job; seen under load in the soak harness.)"""
-        if event.job_id != "queue":
-            return
-        processed = getattr(event, "retval", None) is True
-        self._schedule("queue", self._queue_tick, 0 if processed else self.idle_poll_s)
-
-    def _check_queue_armed(self) -> None:
-        """Safety net, run with the heartbeat: a loaded worker always has a queue tick
-        pending or running. Missing at two checks in a row (one could fall between a tick's
-        end and its re-arming), it is re-armed, and that is logged as the bug it is."""
-        scheduler = self._scheduler
-        if scheduler is None or self.pipeline is None or self.stop_requested.is_set():
-            return
-        missing = not self._ticking and scheduler.get_job("queue") is None
-        if missing and self._queue_missing:
-            log.error("the queue tick was not scheduled; re-arming it")
-            self._schedule("queue", self._queue_tick, 0)
-            missing = False
-        self._queue_missing = missing
-
+    # --- the queue thread ----------------------------------------------------------------------
     @property
     def idle_poll_s(self) -> float:
         return self.settings.idle_poll_ms / 1000
 
-    def _model_tick(self) -> None:
-        if self.load_model():
-            self._schedule("queue", self._queue_tick, 0)
-        elif self.burst:  # nothing will ever be processed: stop instead of waiting
-            self.request_stop()
-        else:
-            self._schedule("model", self._model_tick, self.settings.model_retry_s)
+    def _consume(self) -> None:
+        """The queue thread: load the model (retrying), then turn `loop()` until stopped."""
+        while not self.stop_requested.is_set():
+            self._wake.clear()
+            if self.load_model():
+                break
+            if self.burst:  # nothing will ever be processed: stop instead of waiting
+                self.request_stop()
+                return
+            self._wake.wait(self.settings.model_retry_s)
+        while not self.stop_requested.is_set():
+            self.loop()
 
-    def _schedule(self, job_id: str, func: Callable[[], object], delay_s: float) -> None:
-        if self._scheduler is None or self.stop_requested.is_set():
-            return
-        self._scheduler.add_job(
-            func,
-            "date",
-            run_date=_in_seconds(delay_s),
-            id=job_id,
-            replace_existing=True,
-            misfire_grace_time=None,
-        )
+    def _consume_logged(self) -> None:
+        try:
+            self._consume()
+        except Exception:  # a bug: exit (a crash for the supervisor) rather than heartbeat idle
+            log.exception("the queue thread failed; stopping the worker")
+            self._queue_failed = True
+            self.request_stop()
 
     def request_stop(self) -> None:
         self.stop_requested.set()
+        self._wake.set()
 
     def run(self) -> int:
-        """Run until stopped. Returns 0 after a clean stop, 1 after an abort (the caller must
-        then exit at once with os._exit: the model thread may still be inside torch)."""
+        """Run until stopped. Returns 0 after a clean stop, 1 after an abort or a failed queue
+        thread (the caller must then exit at once with os._exit: the queue thread may still be
+        inside torch)."""
         self.initialize()
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
@@ -453,9 +441,7 @@ class Worker:
             timezone="UTC",
         )
         self._scheduler = scheduler
-        scheduler.add_listener(self._rearm_queue, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
-        scheduler.add_job(self._check_queue_armed, "interval", seconds=self.settings.heartbeat_s)
         scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
         # Operations (on their own thread pool): telemetry, the /health self-probe,
         # maintenance, job-completion callbacks.
@@ -463,21 +449,23 @@ class Worker:
         maintenance.register(scheduler, self.settings, self.store)
         callbacks.register(scheduler, self.settings, self.store)
         scheduler.start()
-        self._schedule("model", self._model_tick, 0)
+        queue = threading.Thread(target=self._consume_logged, name="seaco-queue", daemon=True)
+        queue.start()
         while not self.stop_requested.is_set():
-            self.stop_requested.wait(0.5)
-        # First stop request: let the current job finish unless a second one arrives.
-        while self.current is not None and not self.abort_requested.is_set():
-            self.abort_requested.wait(0.2)
-        job = self.current
-        if job is not None:
-            for held in [job, *self.companions]:
+            self.stop_requested.wait(0.5)  # short waits: signal handlers run between them
+        # First stop request: the queue thread finishes its job (or model load) and ends,
+        # unless a second request arrives first.
+        while queue.is_alive() and not self.abort_requested.is_set():
+            queue.join(0.2)
+        if queue.is_alive():  # aborted: give the job back, do not wait for the thread
+            job = self.current
+            for held in [job, *self.companions] if job is not None else []:
                 self.store.release(held.id, self.id)
                 log.warning("job %s: given back to the queue (worker aborted)", held.id)
             self.shutdown(wait=False)
             return 1
         self.shutdown(wait=True)
-        return 0
+        return 1 if self._queue_failed else 0
 
     def shutdown(self, wait: bool = True) -> None:
         if self._scheduler is not None and self._scheduler.running:
@@ -506,12 +494,6 @@ class Worker:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
-
-
-def _in_seconds(delay_s: float):
-    from datetime import datetime, timedelta, timezone
-
-    return datetime.now(timezone.utc) + timedelta(seconds=delay_s)
 
 
 def run_worker(
