@@ -7,10 +7,16 @@ held is queued again at once and, after SEACO_MAX_ATTEMPTS deaths, failed as poi
 than taking the service down. A worker that exits cleanly (code 0: the memory guard or its
 job quota, see engine/memguard.py) is replaced at once. The supervisor also enforces the hard
 per-job time limit (engine/watchdog.py): a worker stuck in a job past it is killed.
+
+Each child runs in a process group (and session) of its own, and once it has exited the
+supervisor kills what is left of that group before reaping it, so no helper a child started
+(the worker's decode-ahead process) outlives it, whatever killed the child. A terminal's
+Ctrl-C reaches only the supervisor, which stops the children itself.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -21,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
+
+import psutil
 
 from engine.app_files import APP_DIR
 from engine.config import Settings
@@ -64,9 +72,54 @@ def stop_instance(settings: Settings, timeout_s: float = STOP_GRACE_S + 10) -> b
         time.sleep(0.2)
     if _alive(pid):
         log.warning("instance %s did not stop in %.0f s; killing it", pid, timeout_s)
+        for child in _children(pid):  # each in a group of its own (Supervisor._start)
+            _kill_group(child)
         os.killpg(pid, signal.SIGKILL) if _is_group_leader(pid) else os.kill(pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
     return True
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL every process in group `pgid`; nothing when the group is empty or gone."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _has_exited(process: subprocess.Popen) -> bool:
+    """True once `process` has exited. It is left unreaped (a zombie keeps its pid and its
+    process group id from being reused), so `_reap` can still kill its group safely."""
+    if process.returncode is not None:
+        return True
+    if not hasattr(os, "waitid"):  # not Linux: reap now; its group is killed just after
+        return process.poll() is not None
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # already reaped
+        return True
+
+
+def _wait_exited(process: subprocess.Popen, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not _has_exited(process):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _reap(process: subprocess.Popen) -> int:
+    """Kill what is left of an exited child's process group, then reap the child; its code."""
+    _kill_group(process.pid)
+    return process.wait()
 
 
 def _is_group_leader(pid: int) -> bool:
@@ -140,7 +193,7 @@ class Supervisor:
         out = self.log_stream if self.log_stream is not None else None
         child.process = subprocess.Popen(
             child.argv, cwd=APP_DIR, env=child.env, stdout=out, stderr=out,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, start_new_session=True,  # its group: see _reap
         )  # fmt: skip
         child.started_at = time.monotonic()
         child.started_ms = int(time.time() * 1000)
@@ -154,13 +207,13 @@ class Supervisor:
                     self._clean_temp()
                 self._start(child)
             return
-        code = child.process.poll()
-        if code is None:
+        if not _has_exited(child.process):
             if time.monotonic() - child.started_at > 60:
                 child.backoff_s = 1.0
             if child.name == "worker":
                 self._enforce_time_limit(child)
             return
+        code = _reap(child.process)
         child.restarts += 1
         pid = child.process.pid
         child.process = None
@@ -181,21 +234,22 @@ class Supervisor:
 
     def _enforce_time_limit(self, child: Child) -> None:
         """Kill the worker when a job it holds has run past its hard time limit."""
-        assert child.process is not None
-        late = self._db(lambda: self.watchdog.overdue(child.process.pid, child.started_ms))
+        process = child.process
+        assert process is not None
+        late = self._db(lambda: self.watchdog.overdue(process.pid, child.started_ms))
         if not late:
             return
         for overdue in late:
             log.error(
                 "job %s has run %.0f s, past its hard time limit of %.0f s: killing the "
                 "worker (pid %s)", overdue.job.id, overdue.running_s, overdue.limit_s,
-                child.process.pid,
+                process.pid,
             )  # fmt: skip
-        child.process.kill()
-        child.process.wait()  # dead before the job is handed on: it can write nothing more
+        _kill_group(process.pid)  # the worker and its decode-ahead process
+        process.wait()  # dead before the job is handed on: it can write nothing more
         child.killed_for_timeout = True
         for overdue in late:
-            self._db(lambda o=overdue: self.watchdog.timed_out(o))
+            self._db(functools.partial(self.watchdog.timed_out, overdue))
 
     def _db(self, action: Callable[[], T]) -> T | None:
         """Run a watchdog query; the supervisor itself must survive an unusable database."""
@@ -241,22 +295,21 @@ class Supervisor:
 
     def stop_children(self) -> None:
         """SIGTERM all; the worker finishes its job (up to STOP_GRACE_S), then a second
-        SIGTERM makes it give the job back; SIGKILL is the last resort."""
-        running = [c for c in self.children if c.process and c.process.poll() is None]
-        for child in running:
-            child.process.send_signal(signal.SIGTERM)
-        for child in running:
-            try:
-                child.process.wait(timeout=STOP_GRACE_S)
-                continue
-            except subprocess.TimeoutExpired:
-                log.warning("%s still running after %s s; asking again", child.name, STOP_GRACE_S)
-            child.process.send_signal(signal.SIGTERM)
-            try:
-                child.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+        SIGTERM makes it give the job back; SIGKILL is the last resort. Each child's process
+        group is killed once the child has exited, so nothing it started is left behind."""
+        running = [
+            (c.name, c.process)
+            for c in self.children
+            if c.process is not None and c.process.returncode is None
+        ]
+        for _name, process in running:  # os.kill, not send_signal: that reaps an exited child
+            os.kill(process.pid, signal.SIGTERM)  # alive or a zombie: still ours
+        for name, process in running:
+            if not _wait_exited(process, STOP_GRACE_S):
+                log.warning("%s still running after %s s; asking again", name, STOP_GRACE_S)
+                os.kill(process.pid, signal.SIGTERM)
+                _wait_exited(process, 10)
+            _reap(process)  # SIGKILLs the group, the child too if it is still running
         log.info("stopped")
 
 
