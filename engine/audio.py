@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import av
 import av.error
+import av.logging
 import numpy as np
 from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
@@ -105,11 +107,15 @@ class AudioInfo:
 
     container: str  # short demuxer name: "wav", "mp3", "ogg", "mp4" (also m4a/mov/3gp)...
     codec: str  # FFmpeg's codec name: "pcm_s16le", "mp3", "opus", "aac", "amr_nb"...
-    # probe: what the header claims (None when it says nothing, an estimate for some formats
-    # such as AMR or MP3 without an Info tag); decode: exact, counted from decoded samples
+    # probe: what the header claims (None when it says nothing); decode: exact, counted from
+    # decoded samples
     duration_ms: int | None
     sample_rate: int  # of the source stream, from its first decoded frame
     channels: int  # of the source stream, from its first decoded frame
+    # probe only: True when duration_ms is FFmpeg's guess from the bitrate (an MP3 without a
+    # Xing/VBRI frame, raw AAC, AMR...), which can be several times off; never a reason to
+    # refuse a file
+    duration_estimated: bool = False
 
 
 def check_size(n_bytes: int, max_bytes: int) -> None:
@@ -125,14 +131,19 @@ def check_size(n_bytes: int, max_bytes: int) -> None:
 
 def probe(path: str | Path, *, max_duration_s: float | None = None) -> AudioInfo:
     """Prove that `path` is audio we can decode, cheaply: open the container, check the
-    duration its header claims against `max_duration_s`, decode the first audio frame.
+    duration its header states against `max_duration_s`, decode the first audio frame.
 
-    A header cannot prove the rest of the file is sound; `decode` re-checks everything."""
+    Only a duration the container states is checked here; one FFmpeg estimates from the
+    bitrate (`AudioInfo.duration_estimated`) is returned as an estimate and the limit is left
+    to `decode`, which counts real samples. A header cannot prove the rest of the file is
+    sound either; `decode` re-checks everything. Raises an AudioError subclass (NotAudioError,
+    CorruptAudioError, EmptyAudioError, AudioTooLongError) saying what is wrong."""
     try:
-        with _open(path) as (container, stream):
+        with _open(path) as (container, stream, estimated):
             header_s = _header_seconds(container, stream)
-            if max_duration_s is not None and header_s is not None and header_s > max_duration_s:
-                raise _too_long(header_s, max_duration_s)
+            stated_s = None if estimated else header_s
+            if max_duration_s is not None and stated_s is not None and stated_s > max_duration_s:
+                raise _too_long(stated_s, max_duration_s)
             first = next(_frames(container, stream), None)
             if first is None:
                 raise EmptyAudioError("The file holds no audio samples.")
@@ -142,6 +153,7 @@ def probe(path: str | Path, *, max_duration_s: float | None = None) -> AudioInfo
                 duration_ms=None if header_s is None else round(header_s * 1000),
                 sample_rate=first.sample_rate,
                 channels=first.layout.nb_channels,
+                duration_estimated=estimated and header_s is not None,
             )
     except AudioError:
         raise
@@ -161,8 +173,9 @@ def decode(
     CorruptAudioError. NaN and infinite samples (possible only in float PCM) become 0: one bad
     sample should not cost a long recording, and the model must never see NaN."""
     try:
-        with _open(path) as (container, stream):
-            header_s = _header_seconds(container, stream)
+        with _open(path) as (container, stream, estimated):
+            # a bitrate estimate is no basis for messages about the file's length
+            header_s = None if estimated else _header_seconds(container, stream)
             mono = _MonoResampler()
             chunks: list[np.ndarray] = []
             first: AudioFrame | None = None
@@ -214,9 +227,35 @@ def decode(
 
 
 # --- opening and demuxing ------------------------------------------------------------------
+_ESTIMATED_DURATION = "Estimating duration from bitrate"
+"""What libavformat logs (as a warning) when a container states no duration and it guesses
+one from the bitrate (AVFMT_DURATION_FROM_BITRATE); PyAV exposes no other sign of it."""
+
+_LOG_LEVEL = threading.Lock()
+
+
 @contextmanager
-def _open(path: str | Path) -> Iterator[tuple[InputContainer, AudioStream]]:
-    """The container and its best audio stream, or the AudioError saying why not."""
+def _ffmpeg_warnings() -> Iterator[list[tuple[int, str, str]]]:
+    """FFmpeg's warnings logged by this thread meanwhile, as (level, name, message). PyAV
+    passes FFmpeg's log on only when a level is set, and the level is process-wide: it is
+    raised for the moment of the capture and put back, under a lock, so the rest of the time
+    FFmpeg's chatter about damaged files stays out of app.log as before."""
+    with _LOG_LEVEL:
+        previous, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
+        av.logging.set_level(av.logging.WARNING)
+        av.logging.set_skip_repeated(False)  # the second file's warning repeats the first's
+        try:
+            with av.logging.Capture() as captured:
+                yield captured
+        finally:
+            av.logging.set_level(previous)
+            av.logging.set_skip_repeated(skip_repeated)
+
+
+@contextmanager
+def _open(path: str | Path) -> Iterator[tuple[InputContainer, AudioStream, bool]]:
+    """The container, its best audio stream and whether FFmpeg only estimated its duration
+    from the bitrate; or the AudioError saying why not."""
     path = Path(path)
     # A missing or unreadable file is our storage's problem, not the upload's: Python's own
     # OSError says so, before FFmpeg can turn it into something that reads like bad audio.
@@ -224,12 +263,13 @@ def _open(path: str | Path) -> Iterator[tuple[InputContainer, AudioStream]]:
         if not file.read(1):
             raise EmptyAudioError("The file is empty (0 bytes).")
     try:
-        container = av.open(
-            str(path),
-            mode="r",
-            container_options={"format_whitelist": ",".join(ALLOWED_DEMUXERS)},
-            metadata_errors="ignore",
-        )
+        with _ffmpeg_warnings() as warnings:
+            container = av.open(
+                str(path),
+                mode="r",
+                container_options={"format_whitelist": ",".join(ALLOWED_DEMUXERS)},
+                metadata_errors="ignore",
+            )
     except av.error.ArgumentError as exc:  # EINVAL: detected, but not on the whitelist
         raise NotAudioError(
             "This file is not audio we can read (not a supported audio or video format)."
@@ -251,7 +291,8 @@ def _open(path: str | Path) -> Iterator[tuple[InputContainer, AudioStream]]:
             raise NotAudioError(
                 f"The audio is in a format we cannot decode ({_codec_name(stream)})."
             )
-        yield container, stream
+        estimated = any(_ESTIMATED_DURATION in message for _level, _name, message in warnings)
+        yield container, stream, estimated
 
 
 def _frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:

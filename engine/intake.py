@@ -166,6 +166,7 @@ def submit_upload(
         container=info.container,
         codec=info.codec,
         duration_ms=info.duration_ms,
+        duration_estimated=info.duration_estimated,
         sample_rate=info.sample_rate,
         channels=info.channels,
         hotwords=tuple(words),

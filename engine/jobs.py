@@ -83,6 +83,10 @@ class Job:
     vad_ms: int | None = None
     asr_ms: int | None = None
     punc_ms: int | None = None
+    # schema 8: duration_ms is the container's bitrate guess until the worker has decoded the
+    # audio; hotword_warnings names the hotwords the model was not given, and why
+    duration_estimated: bool = False
+    hotword_warnings: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], sentences: list[Sentence] | None = None) -> Job:
@@ -91,9 +95,11 @@ class Job:
         values["state"] = JobState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
         values["use_default_hotwords"] = bool(values.get("use_default_hotwords", 1))
+        values["duration_estimated"] = bool(values.get("duration_estimated", 0))
         values["hotwords"] = json.loads(values["hotwords"] or "[]")
-        for key in ("effective_hotwords", "model_info"):
-            values[key] = json.loads(values[key]) if values[key] else None
+        for key in ("effective_hotwords", "model_info", "hotword_warnings"):
+            if key in values:
+                values[key] = json.loads(values[key]) if values[key] else None
         return cls(**values, sentences=sentences or [])
 
     @property

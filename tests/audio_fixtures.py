@@ -157,3 +157,28 @@ def speech_file(tmp_path, fmt="mp3", text="jin1 tian1 tian1 qi4 hen3 hao3"):
     """Speech from espeak-ng (see speech_samples) in the given container format."""
     samples = speech_samples(tmp_path / f"speech-{fmt}.wav", text)
     return write_audio(tmp_path / f"speech.{fmt}", samples, 16000, fmt)
+
+
+def mp3_without_xing(path: Path, silence_s: float = 5.0, noise_s: float = 10.0) -> Path:
+    """An ABR MP3 whose header cannot tell its length: silence, then noise, 32 kbit/s average,
+    no Xing/Info frame (the issue's `ffmpeg ... -abr 1 -b:a 32k -write_xing 0`, made with
+    PyAV). FFmpeg guesses the length from the first (silent, cheap) frames' bitrate: about
+    44 s for the 15 s file."""
+    rate = 16000
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-0.3, 0.3, round(noise_s * rate))
+    samples = np.concatenate([np.zeros(round(silence_s * rate)), noise]).astype(np.float32)
+    with av.open(str(path), "w", format="mp3", options={"write_xing": "0"}) as container:
+        stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
+        stream.codec_context.bit_rate = 32000
+        stream.codec_context.options = {"abr": "1"}
+        for start in range(0, samples.size, 1152):
+            frame = av.AudioFrame.from_ndarray(
+                samples[np.newaxis, start : start + 1152], format="flt", layout="mono"
+            )
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

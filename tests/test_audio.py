@@ -21,7 +21,7 @@ from engine.errors import (
     EmptyAudioError,
     NotAudioError,
 )
-from tests.audio_fixtures import speech, tone, write_audio
+from tests.audio_fixtures import mp3_without_xing, speech, tone, write_audio
 
 SINE_RMS = 0.5 / np.sqrt(2)  # tone()'s default amplitude
 
@@ -369,7 +369,9 @@ def test_decode_stops_at_the_limit_instead_of_reading_on(tmp_path: Path) -> None
     path = amr_with_garbage(tmp_path, 2.0, 1000)
     with pytest.raises(AudioTooLongError) as exc:
         audio.decode(path, max_duration_s=1.0)
-    assert_sentence(exc, "limit is 1.0 s", "SEACO_MAX_DURATION_S")
+    # AMR states no duration (FFmpeg guesses one from the bitrate), so the message names only
+    # the limit
+    assert_sentence(exc, "limit of 1.0 s", "SEACO_MAX_DURATION_S")
 
 
 def test_wav_header_claiming_8_hours_over_1_s_of_data(tmp_path: Path) -> None:
@@ -453,3 +455,30 @@ def test_check_size() -> None:
     with pytest.raises(AudioTooLargeError) as exc:
         audio.check_size(int(600.5 * 1024 * 1024), 512 * 1024 * 1024)
     assert_sentence(exc, "600.5 MB", "limit is 512 MB", "SEACO_MAX_UPLOAD_MB")
+
+
+def test_a_duration_guessed_from_the_bitrate_is_an_estimate_not_a_refusal(tmp_path: Path) -> None:
+    """Issue 12.1: an MP3 without a Xing frame states no length; FFmpeg guesses ~44 s for
+    this 15.1 s file. probe says it is an estimate and does not hold it against the limit;
+    decode counts the real length and enforces the limit itself."""
+    path = mp3_without_xing(tmp_path / "x.mp3")
+    info = audio.probe(path, max_duration_s=30)
+    assert info.duration_estimated
+    assert info.duration_ms is not None and info.duration_ms > 30_000  # the guess
+    samples, decoded = audio.decode(path, max_duration_s=30)
+    assert abs(decoded.duration_ms - 15_080) <= 100 and not decoded.duration_estimated
+    with pytest.raises(AudioTooLongError) as exc:
+        audio.decode(path, max_duration_s=10)
+    assert_sentence(exc, "longer than the limit of 10.0 s", "SEACO_MAX_DURATION_S")
+
+
+def test_a_stated_duration_is_not_an_estimate(tmp_path: Path) -> None:
+    """Containers that state their length (an MP3 with its Info frame, wav) are checked at
+    probe time, and their length is not called an estimate; the guess is recognised again
+    on every call (FFmpeg's repeated-message filter does not hide the second one)."""
+    mp3 = write_audio(tmp_path / "a.mp3", tone(2.0), 16000, "mp3")
+    wav = write_audio(tmp_path / "a.wav", tone(2.0), 16000, "wav")
+    for path in (mp3, wav):
+        assert not audio.probe(path).duration_estimated
+    guessed = mp3_without_xing(tmp_path / "x.mp3")
+    assert [audio.probe(guessed).duration_estimated for _ in range(3)] == [True] * 3

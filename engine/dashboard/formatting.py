@@ -9,6 +9,16 @@ from engine.config import PROD_ASR_MODEL
 from engine.export import format_ms
 from engine.jobs import Job, JobState
 
+
+def audio_length(job: Job) -> str:
+    """The job's audio length for display; a length the upload's header only guessed (see
+    audio.AudioInfo.duration_estimated) is shown as such until the worker has decoded it:
+    '≈ 43.67 s (estimate)'."""
+    if job.duration_estimated and job.duration_ms is not None:
+        return f"≈ {format_ms(job.duration_ms)} (estimate)"
+    return format_ms(job.duration_ms)
+
+
 MODEL_FIX_HINT = """\
 The worker could not load the speech models. Either:
 
@@ -65,7 +75,7 @@ def job_metrics(job: Job) -> dict[str, str]:
     confidence = "–" if job.confidence is None else f"{job.confidence:.2f}"
     rtf = "–" if job.rtf is None else f"{job.rtf:.3f}"
     return {
-        "Audio": format_ms(job.duration_ms),
+        "Audio": audio_length(job),
         "Processing": format_ms(job.total_ms),
         "Real-time factor": rtf,
         "Confidence": confidence,
@@ -92,7 +102,7 @@ def batch_rows(jobs: list[Job]) -> list[dict[str, Any]]:
             "file": j.original_name,
             "state": f"{STATE_ICON[j.state.value]} {j.state.value}",
             "progress": job_progress(j),
-            "audio": format_ms(j.duration_ms),
+            "audio": audio_length(j),
             "processing": format_ms(j.total_ms),
             "result": (j.error or "") if j.state is JobState.FAILED else (j.text or "")[:80],
         }

@@ -103,7 +103,7 @@ def job_rows(jobs: list[Job], tz: dt.tzinfo) -> list[dict[str, Any]]:
             "submitted": format_time(j.submitted_at, tz),
             "file": j.original_name,
             "state": f"{formatting.STATE_ICON[j.state.value]} {j.state.value}",
-            "audio": formatting.format_ms(j.duration_ms),
+            "audio": formatting.audio_length(j),
             "processing": formatting.format_ms(j.total_ms),
             "confidence": j.confidence,
             "batch": j.batch_id or "",
@@ -228,7 +228,7 @@ def audio_facts(job: Job) -> str:
     parts = [
         job.container or "?",
         job.codec or "?",
-        formatting.format_ms(job.duration_ms),
+        formatting.audio_length(job),
         f"{job.sample_rate} Hz" if job.sample_rate else None,
         f"{job.channels} ch" if job.channels else None,
         f"{job.audio_bytes / 1e6:.1f} MB",

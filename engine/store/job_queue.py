@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.errors import InvalidJobStateError, JobNotFoundError
 from engine.jobs import Job, JobState, Sentence
-from engine.store.database import Database, now_ms
+from engine.store.database import Database, now_ms, words_to_json
 from engine.store.search_index import (
     _FTS_DELETE_JOB,
     _FTS_INSERT,
@@ -107,12 +107,14 @@ class QueueSide(Database):
         self, job_id: int, owner: str, stage: str, *, duration_ms: int | None = None
     ) -> None:
         """Record the running job's stage; after decoding also its exact audio length, which
-        the supervisor's hard time limit is computed from (a header may not say)."""
+        the supervisor's hard time limit is computed from (a header may not say, or only
+        guess: the estimate flag is cleared with it)."""
         with self._write() as conn:
             conn.execute(
-                "UPDATE jobs SET stage = ?, updated_at = ?, duration_ms = coalesce(?, duration_ms)"
+                "UPDATE jobs SET stage = ?, updated_at = ?, duration_ms = coalesce(?, duration_ms),"
+                " duration_estimated = CASE WHEN ? IS NULL THEN duration_estimated ELSE 0 END"
                 " WHERE id = ? AND state = 'running' AND lease_owner = ?",
-                (stage, now_ms(), duration_ms, job_id, owner),
+                (stage, now_ms(), duration_ms, duration_ms, job_id, owner),
             )
 
     def _held(
@@ -174,9 +176,9 @@ class QueueSide(Database):
             first_rowid = _fts_rowid_range(job_id)[0]
             for idx, s in enumerate(result.sentences):
                 conn.execute(
-                    "INSERT INTO sentences (job_id, idx, start_ms, end_ms, text)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (job_id, idx, s.start_ms, s.end_ms, s.text),
+                    "INSERT INTO sentences (job_id, idx, start_ms, end_ms, text, words)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (job_id, idx, s.start_ms, s.end_ms, s.text, words_to_json(s.words)),
                 )
                 if idx < FTS_ROWS_PER_JOB:  # beyond: the next job's range (a month of speech)
                     fts_row = (first_rowid + idx, fts_body(s.text), job_id, idx, s.start_ms)

@@ -73,6 +73,7 @@ class NewJob:
     container: str | None = None
     codec: str | None = None
     duration_ms: int | None = None
+    duration_estimated: bool = False  # duration_ms is a bitrate guess (audio.AudioInfo)
     sample_rate: int | None = None
     channels: int | None = None
     hotwords: tuple[str, ...] = ()
@@ -138,8 +139,8 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                 """INSERT INTO jobs (state, priority, batch_id, source, submitted_at, updated_at,
                        max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
                        container, codec, duration_ms, sample_rate, channels, hotwords,
-                       use_default_hotwords, compare_of)
-                   VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       use_default_hotwords, compare_of, duration_estimated)
+                   VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     new.priority,
                     new.batch_id,
@@ -159,6 +160,7 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                     json.dumps(list(new.hotwords), ensure_ascii=False),
                     int(new.use_default_hotwords),
                     new.compare_of,
+                    int(new.duration_estimated),
                 ),
             )
             job_id = _inserted_id(cursor)
@@ -205,10 +207,10 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                     """INSERT INTO jobs (state, priority, source, submitted_at, updated_at,
                            max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
                            container, codec, duration_ms, sample_rate, channels, hotwords,
-                           use_default_hotwords, compare_of)
+                           use_default_hotwords, compare_of, duration_estimated)
                        SELECT 'queued', ?, ?, ?, ?, ?, audio_sha256, audio_path, audio_bytes,
                            original_name, container, codec, duration_ms, sample_rate,
-                           channels, '[]', 0, id
+                           channels, '[]', 0, id, duration_estimated
                        FROM jobs WHERE id = ?""",
                     (priority, source, now, now, max_attempts, job_id),
                 )

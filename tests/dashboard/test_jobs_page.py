@@ -346,3 +346,20 @@ def test_compare_without_hotwords_from_the_job_page(data_env):
     assert "Gained: 预算" in texts and "Lost: none" in texts
     (diff,) = at.get("html")
     assert "<del>与</del><ins>预</ins>" in diff.proto.body and "&lt;b&gt;" in diff.proto.body
+
+
+def test_a_guessed_audio_length_is_shown_as_an_estimate(store, settings):
+    """Issue 12.1: until the worker has decoded the file, a length its header only guessed
+    reads as an estimate in the job list and on the job page."""
+    guessed = store.submit(
+        NewJob("e" * 64, "audio/e", 10, "x.mp3", duration_ms=43_668, duration_estimated=True),
+        queue_max=10,
+        max_attempts=3,
+    )
+    stated = store.submit(
+        NewJob("f" * 64, "audio/f", 10, "y.wav", duration_ms=2_000), queue_max=10, max_attempts=3
+    )
+    rows = {r["file"]: r for r in jobs_page.job_rows([guessed, stated], dt.timezone.utc)}
+    assert rows["x.mp3"]["audio"] == "≈ 43.67 s (estimate)"
+    assert rows["y.wav"]["audio"] == "2.00 s"
+    assert "(estimate)" in jobs_page.audio_facts(guessed)
