@@ -53,16 +53,20 @@ async def drain(receive: Receive, max_bytes: int) -> bool:
     """Read and discard the request body until it ends, `max_bytes` have been read, the
     client disconnects or DRAIN_MAX_S pass. True when the body ended (all of it was read)."""
     drained = 0
-    try:
-        async with asyncio.timeout(DRAIN_MAX_S):
-            while drained <= max_bytes:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return False  # http.disconnect
-                drained += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return True
-    except TimeoutError:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_MAX_S
+    try:  # asyncio.timeout() would read better, but is Python 3.11+; we support 3.10
+        while drained <= max_bytes:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            message = await asyncio.wait_for(receive(), remaining)
+            if message["type"] != "http.request":
+                return False  # http.disconnect
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return True
+    except asyncio.TimeoutError:  # not the builtin TimeoutError on 3.10
         pass
     return False
 

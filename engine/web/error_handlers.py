@@ -69,7 +69,7 @@ STATUS_FOR: dict[type[SeacoError], int] = {
     StorageFullError: 507,
 }
 # codes that are not the class name (error_code): the one the API has always used
-CODE_FOR: dict[type[SeacoError], str] = {DatabaseUnusableError: "database_error"}
+CODE_FOR: dict[type[BaseException], str] = {DatabaseUnusableError: "database_error"}
 HTTP_CODE_FOR = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
 RETRY_AFTER_DEFAULT_S = 30
 RETRY_AFTER_MAX_S = 3600
@@ -204,13 +204,21 @@ def install_error_handlers(app: FastAPI, shape: ErrorShape) -> None:
     """Our exceptions, the framework's HTTP errors (401, 404, 405, a body that could not be
     parsed) and validation failures, answered in `shape`. Anything else is a bug: a 500."""
 
-    def seaco_error(_request: Request, exc: SeacoError) -> JSONResponse:
+    # Starlette types every handler as taking Exception; each is registered for one class
+    # below, and narrows to it (anything else would be a registration bug: re-raised, a 500).
+    def seaco_error(_request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, SeacoError):
+            raise exc
         return shape.response(seaco_problem(exc))
 
-    def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, StarletteHTTPException):
+            raise exc
         return shape.response(http_problem(exc))
 
-    def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, RequestValidationError):
+            raise exc
         message = validation_message(exc)
         return shape.response(Problem(shape.validation_status, "invalid_request", message))
 
