@@ -65,7 +65,8 @@ def cmd_models_build_test(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from engine.tools.submit_client import ApiClient, ApiError, default_url, submit_files
+    from engine.errors import ApiError
+    from engine.tools.submit_client import ApiClient, default_url, submit_files
 
     settings = load_settings()
     token = args.token or os.environ.get("SEACO_API_TOKEN") or next(iter(settings.token_list), None)

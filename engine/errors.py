@@ -80,6 +80,24 @@ class DatabaseUnusableError(StoreError):
     the worker fails the job it was on rather than retrying it forever."""
 
 
+# --- exports -------------------------------------------------------------------------------
+class UnknownFormatError(SeacoError):
+    """The requested export format is not one of export.FORMATS."""
+
+
+class NotExportableError(SeacoError):
+    """The job has no transcript to export (it is not done)."""
+
+
+# --- tools ---------------------------------------------------------------------------------
+class ManifestError(SeacoError):
+    """`seaco eval`: the manifest or a file it names cannot be used (the message says where)."""
+
+
+class ApiError(SeacoError):
+    """`seaco submit`: the server refused a request for a reason waiting will not fix."""
+
+
 # --- storage -------------------------------------------------------------------------------
 class StorageFullError(SeacoError):
     """The disk holding the data directory is full; nothing was kept."""

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from engine.errors import SeacoError
+from engine.errors import NotExportableError, UnknownFormatError
 from engine.jobs import Job, JobState
 
 # format -> (media type for Content-Type, file extension)
@@ -55,14 +55,6 @@ def format_ms(ms: int | None) -> str:
     minutes, seconds = divmod(round(ms / 1000), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min {seconds} s" if hours else f"{minutes} min {seconds} s"
-
-
-class UnknownFormatError(SeacoError):
-    """The requested export format is not one of FORMATS."""
-
-
-class NotExportableError(SeacoError):
-    """The job has no transcript to export (it is not done)."""
 
 
 class _Cue(NamedTuple):
@@ -186,6 +178,8 @@ def _vtt(job: Job) -> bytes:
 
 
 def _json(job: Job) -> bytes:
+    """`Job.to_dict()`, indented: every stored field, and each sentence with its `words`
+    (`[{"text", "start_ms", "end_ms"}]`, empty for jobs done before word timestamps)."""
     out = json.dumps(job.to_dict(), ensure_ascii=False, indent=2) + "\n"
     # A lone surrogate cannot be UTF-8; backslashreplace writes it as the JSON escape
     # '\udc80' (it can only occur inside a string), so the file stays valid JSON.

@@ -130,3 +130,19 @@ def test_the_rules_see_a_violation(tmp_path):
     module.write_text("def f():\n    from engine.web import app\n    import torch\n")
     assert "engine.web.app" in imported_modules(module)
     assert "torch" in imported_modules(module)
+
+
+def test_every_exception_class_lives_in_errors_py():
+    """Flat, noun-named exceptions in one module (rq's habit): a class deriving from an
+    exception anywhere else in the package fails here."""
+    bases_that_are_exceptions = ("Exception", "Error", "Warning")
+    stray = [
+        f"{path.relative_to(ROOT)}: class {node.name}"
+        for path in engine_files()
+        if path != ENGINE / "errors.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+        for base in node.bases
+        if (ast.unparse(base).rsplit(".", 1)[-1]).endswith(bases_that_are_exceptions)
+    ]
+    assert stray == []

@@ -32,7 +32,7 @@ from engine.accuracy import (
     hotwords_present,
 )
 from engine.config import Settings
-from engine.errors import AudioError, SeacoError
+from engine.errors import AudioError, ManifestError
 from engine.hotword_vocabulary import check_hotwords
 from engine.hotwords import merge_hotwords, parse_hotwords
 from engine.logging_setup import configure_logging
@@ -57,10 +57,6 @@ __all__ = [
 _AUDIO_KEYS = ("audio", "wav", "source")
 _TEXT_KEYS = ("text", "reference", "target")
 _ID_KEYS = ("id", "key", "utt")
-
-
-class ManifestError(SeacoError):
-    """The manifest or a file it names cannot be used (the message says where)."""
 
 
 @dataclass(frozen=True)

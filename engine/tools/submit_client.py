@@ -17,6 +17,7 @@ import requests
 from tqdm import tqdm
 
 from engine.config import Settings
+from engine.errors import ApiError
 
 FINAL_STATES = ("done", "failed", "cancelled")
 MAX_RETRY_WAIT_S = 60
@@ -25,10 +26,6 @@ MAX_RETRY_WAIT_S = 60
 def say(message: str) -> None:
     """Status lines go to stderr, beside the progress bars; transcripts go to stdout."""
     tqdm.write(message, file=sys.stderr)
-
-
-class ApiError(Exception):
-    """The server refused a request for a reason waiting will not fix."""
 
 
 @dataclass

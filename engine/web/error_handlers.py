@@ -44,11 +44,12 @@ from engine.errors import (
     JobNotFoundError,
     ModelError,
     NotAudioError,
+    NotExportableError,
     QueueFullError,
     SeacoError,
     StorageFullError,
+    UnknownFormatError,
 )
-from engine.export import NotExportableError, UnknownFormatError
 from engine.store import Store
 
 STATUS_FOR: dict[type[SeacoError], int] = {
