@@ -28,10 +28,37 @@ PRIORITY_LIVE = 20
 
 
 @dataclass(frozen=True)
-class Sentence:
+class Word:
+    """One timed unit of a sentence: a Chinese character or a Latin word (never punctuation),
+    with the [start_ms, end_ms] funasr's CIF predictor gave it, in ms from the audio's start."""
+
     text: str
     start_ms: int
     end_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "start_ms": self.start_ms, "end_ms": self.end_ms}
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A punctuated sentence and its times (ms from the audio's start). `words` are its timed
+    units in order (engine/recognition/sentences.py); empty for jobs finished before word
+    timestamps were stored (schema 9), and when funasr's timestamps did not pair with the
+    text."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+    words: tuple[Word, ...] = ()
+
+    def to_dict(self, *, words: bool = True) -> dict[str, Any]:
+        """`{"text", "start_ms", "end_ms", "words": [{"text", "start_ms", "end_ms"}, ...]}`;
+        without the `words` key when `words` is False."""
+        out: dict[str, Any] = {"text": self.text, "start_ms": self.start_ms, "end_ms": self.end_ms}
+        if words:
+            out["words"] = [w.to_dict() for w in self.words]
+        return out
 
 
 @dataclass(frozen=True)
@@ -106,11 +133,12 @@ class Job:
     def audio_seconds(self) -> float | None:
         return None if self.duration_ms is None else self.duration_ms / 1000
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the API and exports use it)."""
+    def to_dict(self, *, words: bool = True) -> dict[str, Any]:
+        """JSON-ready form (the API and exports use it); each sentence with its `words` unless
+        `words` is False (`Sentence.to_dict`)."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "sentences"}
         out["state"] = self.state.value
-        out["sentences"] = [s.__dict__ for s in self.sentences]
+        out["sentences"] = [s.to_dict(words=words) for s in self.sentences]
         return out
 
 
@@ -119,10 +147,16 @@ STAGE_PROGRESS = {"decoding": 0.1, "recognising": 0.5, "saving": 0.95}
 _INTERNAL_FIELDS = ("lease_owner", "lease_expires_at", "audio_path", "model_info")
 
 
-def job_document(job: Job, queue_position: int | None = None, *, full: bool = True) -> dict:
+def job_document(
+    job: Job, queue_position: int | None = None, *, full: bool = True, words: bool = False
+) -> dict:
     """A job as the API shows it (GET /api/v1/jobs/{id}, and the body of its callback): the
-    stored fields without the internal ones, plus queue position, progress and links."""
-    data = job.to_dict()
+    stored fields without the internal ones, plus queue position, progress and links.
+
+    `full=False` leaves out `sentences` and `raw_text` (lists); `words=True` adds each
+    sentence's `words` (`[{"text", "start_ms", "end_ms"}]`, empty for jobs done before word
+    timestamps were stored)."""
+    data = job.to_dict(words=full and words)
     for internal in _INTERNAL_FIELDS:
         data.pop(internal)
     if not full:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.jobs import Sentence  # one sentence type from model to store to page
+from engine.jobs import Sentence, Word  # one sentence type from model to store to page
 
 
 def _is_cjk(ch: str) -> bool:
@@ -30,55 +30,80 @@ def join_tokens(text: str) -> str:
 _PUNCTUATION = frozenset("，。？！、；：,.?!;:")
 
 
+# One sentence before clamping: its text, funasr's start and end (ms, floats as funasr gives
+# them) and its units, each (text, start, end).
+_RawSentence = tuple[str, float, float, list[tuple[str, float, float]]]
+
+
 def build_sentences(
     text: str, timestamps: list[Any], sentence_info: list[dict[str, Any]], duration_ms: int
 ) -> list[Sentence]:
-    """Sentences of the punctuated text, each with the times of its first and last unit.
+    """Sentences of the punctuated text, each with the times of its first and last unit and
+    every unit's own times (`Sentence.words`).
 
     funasr 1.4.16's own `sentence_info` is wrong as soon as VAD cut the audio into more than
     one segment: it joins the segments' Chinese text without a space but then splits that
     text on spaces and zips it with the per-character timestamps and punctuation ids, so
     every sentence after the first segment boundary gets its neighbours' characters and
     times, and the last ones come out as a bare "。". So sentences are rebuilt here from the
-    punctuated text and `timestamp` (one [start, end] per character or English word, already
-    shifted by the VAD offsets), split after every punctuation mark as funasr does. If the
-    units and timestamps do not pair up one to one, funasr's `sentence_info` is used.
+    punctuated text and `timestamp` (one [start, end] in ms per character or English word,
+    already shifted by the VAD offsets), split after every punctuation mark as funasr does.
+    Each unit becomes a `Word` (a Chinese character or a Latin word; punctuation has no time
+    of its own and is in no word). If the units and timestamps do not pair up one to one,
+    funasr's `sentence_info` is used, and the sentences have no words.
+
+    Times are whole ms within [0, duration_ms]; sentence starts never decrease, and neither
+    do word starts, which are never before their sentence's start; every end is at or after
+    its start.
     """
     spans = _split_units(text)
     n_units = sum(len(units) for _, units in spans)
+    raw: list[_RawSentence] = []
     if spans and n_units == len(timestamps):
-        raw: list[tuple[str, float, float]] = []
         index = 0
         for sentence_text, units in spans:
             if units:
-                first, last = timestamps[index], timestamps[index + len(units) - 1]
-                raw.append((sentence_text, float(first[0]), float(last[1])))
+                times = timestamps[index : index + len(units)]
+                words = [
+                    (unit, float(t[0]), float(t[1])) for unit, t in zip(units, times, strict=True)
+                ]
+                raw.append((sentence_text, words[0][1], words[-1][2], words))
                 index += len(units)
             elif raw:  # punctuation with no unit of its own: belongs to the sentence before
-                prev_text, start, end = raw[-1]
-                raw[-1] = (prev_text + sentence_text, start, end)
+                prev_text, start, end, words = raw[-1]
+                raw[-1] = (prev_text + sentence_text, start, end, words)
     else:
-        raw = []
         for item in sentence_info:
             piece = str(item.get("text", ""))
             start = float(item.get("start", 0))
             end = float(item.get("end", start))
             if any(not ch.isspace() and ch not in _PUNCTUATION for ch in piece) or not raw:
-                raw.append((piece, start, end))
+                raw.append((piece, start, end, []))
             else:
-                prev_text, prev_start, prev_end = raw[-1]
-                raw[-1] = (prev_text + piece, prev_start, max(prev_end, end))
+                prev_text, prev_start, prev_end, _ = raw[-1]
+                raw[-1] = (prev_text + piece, prev_start, max(prev_end, end), [])
     out: list[Sentence] = []
     previous_start = 0
-    for piece, start_f, end_f in raw:
+    previous_word_start = 0
+    for piece, start_f, end_f, units in raw:
         piece = piece.strip()
         if not piece:
             continue
-        start = min(max(int(round(start_f)), previous_start, 0), duration_ms)
-        end = min(max(int(round(end_f)), start), duration_ms)
-        out.append(Sentence(text=piece, start_ms=start, end_ms=end))
+        start = _clamp(start_f, previous_start, duration_ms)
+        end = _clamp(end_f, start, duration_ms)
+        words = []
+        for unit, unit_start_f, unit_end_f in units:
+            unit_start = _clamp(unit_start_f, max(previous_word_start, start), duration_ms)
+            words.append(Word(unit, unit_start, _clamp(unit_end_f, unit_start, duration_ms)))
+            previous_word_start = unit_start
+        out.append(Sentence(text=piece, start_ms=start, end_ms=end, words=tuple(words)))
         previous_start = start
     return out
+
+
+def _clamp(ms: float, low: int, high: int) -> int:
+    """`ms` rounded to a whole ms, at least `low` and 0, at most `high`."""
+    return min(max(int(round(ms)), low, 0), high)
 
 
 def _split_units(text: str) -> list[tuple[str, list[str]]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import sqlite3
 import threading
 import time
@@ -32,7 +33,7 @@ from engine.errors import (
     JobNotFoundError,
     StorageFullError,
 )
-from engine.jobs import Job, Sentence
+from engine.jobs import Job, Sentence, Word
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -240,13 +241,31 @@ class Database:
         if not rows:
             raise JobNotFoundError(f"There is no job {job_id}.")
         sentences = [
-            Sentence(text=r["text"], start_ms=r["start_ms"], end_ms=r["end_ms"])
-            for r in self._rows(
-                "SELECT text, start_ms, end_ms FROM sentences WHERE job_id = ? ORDER BY idx",
-                (job_id,),
+            Sentence(
+                text=r["text"],
+                start_ms=r["start_ms"],
+                end_ms=r["end_ms"],
+                words=words_from_json(r.get("words")),  # no column before schema 9
             )
+            for r in self._rows("SELECT * FROM sentences WHERE job_id = ? ORDER BY idx", (job_id,))
         ]
         return Job.from_row(rows[0], sentences)
+
+
+def words_to_json(words: tuple[Word, ...]) -> str | None:
+    """A sentence's words as stored in `sentences.words` (schema 9): a compact JSON array of
+    [text, start_ms, end_ms] triples; None (SQL NULL) for a sentence without words."""
+    if not words:
+        return None
+    triples = [[w.text, w.start_ms, w.end_ms] for w in words]
+    return json.dumps(triples, ensure_ascii=False, separators=(",", ":"))
+
+
+def words_from_json(stored: str | None) -> tuple[Word, ...]:
+    """The words of `sentences.words`; () for NULL (a sentence stored before schema 9)."""
+    if not stored:
+        return ()
+    return tuple(Word(str(text), int(start), int(end)) for text, start, end in json.loads(stored))
 
 
 _translate_sqlite_errors(Database)
