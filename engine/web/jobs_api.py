@@ -27,12 +27,13 @@ from engine.web.error_handlers import (
 )
 
 
-def job_view(job: Job, *, full: bool = True) -> dict[str, Any]:
+def job_view(job: Job, *, full: bool = True, words: bool = False) -> dict[str, Any]:
     """A job as the API shows it: the stored fields plus queue position and progress; the
-    full view also says how its callback's delivery went."""
+    full view also says how its callback's delivery went, and with `words` each sentence's
+    word timestamps (`job_document`)."""
     store = web_process.store()
     position = store.queue_position(job.id) if job.state is JobState.QUEUED else None
-    data = job_document(job, position, full=full)
+    data = job_document(job, position, full=full, words=words)
     if full:
         data["callback"] = callback_view(store.callback_for(job.id))
     return data
@@ -118,8 +119,17 @@ def list_jobs(
 
 
 @router.get("/v1/jobs/{job_id}", summary="One job: state, progress, timings, result")
-def get_job(job_id: JobId) -> dict[str, Any]:
-    return job_view(web_process.store().get(job_id))
+def get_job(
+    job_id: JobId,
+    words: Annotated[
+        bool,
+        Query(
+            description="add sentences[].words: [{text, start_ms, end_ms}] per Chinese "
+            "character or Latin word (empty for jobs done before word timestamps were stored)"
+        ),
+    ] = False,
+) -> dict[str, Any]:
+    return job_view(web_process.store().get(job_id), words=words)
 
 
 @router.get("/v1/jobs/{job_id}/transcript", summary="The transcript as a file")
