@@ -1,5 +1,6 @@
 """Real processes in tests: start them with a settings environment, wait for conditions
-(polling with a deadline, never a bare sleep), and always clean up."""
+(polling with a deadline, never a bare sleep), always clean up, and find the processes a
+service left behind (by an environment variable each of them carries)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 from engine.config import Settings
 from engine.waiting import free_port
 from engine.waiting import wait_for as wait_for  # re-exported: tests import it from here
+from engine.worker.decode_ahead import PARENT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,14 +42,63 @@ def start(
 
 
 def stop(proc: subprocess.Popen, timeout: float = 60) -> int:
+    """SIGTERM `proc` and wait; past `timeout`, SIGKILL its process group and those of the
+    processes it started (`seaco serve` starts each child in a group of its own)."""
     if proc.poll() is None:
+        try:
+            started = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            started = []
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            for pid in [proc.pid, *(p.pid for p in started)]:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:  # not a group leader, or gone
+                    pass
+            for child in started:
+                try:
+                    child.kill()
+                except psutil.Error:
+                    pass
             proc.wait()
     return proc.returncode
+
+
+def processes_with_env(name: str, value: str) -> list[psutil.Process]:
+    """Live processes (zombies, already dead, left out) whose environment has `name=value`."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(name) == value and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:  # gone meanwhile, or another user's
+            continue
+    return found
+
+
+def decode_helpers_of(worker_pid: int) -> list[psutil.Process]:
+    """The live decode-ahead processes that worker `worker_pid` started, found by the marker
+    each carries (engine/worker/decode_ahead.py), so also one started at the moment the
+    worker died."""
+    return processes_with_env(PARENT_ENV, str(worker_pid))
+
+
+def instance_processes(settings: Settings) -> list[psutil.Process]:
+    """Every live process of the instance with this data dir: supervisor, web, worker, and
+    anything they started (each inherits SEACO_DATA_DIR)."""
+    return processes_with_env("SEACO_DATA_DIR", str(settings.data_dir))
+
+
+def seaco_stop(settings: Settings) -> str:
+    """`seaco stop` for this instance, as an operator runs it; its output ("stopped")."""
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "stop"], cwd=ROOT, env=env_for(settings),
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
 
 
 def get_health(base_url: str) -> tuple[int, dict]:

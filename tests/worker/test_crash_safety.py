@@ -2,7 +2,8 @@
 through a stocked queue, twenty times and more, and SIGKILL the web process while uploads are
 in flight. Every accepted job must end `done` exactly once or `failed` with a reason, no row
 may stay `running`, no result may be written twice, and no upload that got its 202 may be
-lost. A trigger installed in the real jobs.db records every transition to a final state."""
+lost. A trigger installed in the real jobs.db records every transition to a final state.
+No process outlives a killed worker: its decode-ahead process ends by itself, quietly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import os
 import random
 import signal
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,10 +24,11 @@ import requests
 from engine.intake import submit_upload
 from engine.jobs import JobState
 from engine.store import now_ms, open_store
+from engine.worker.decode_ahead import HELPER, PARENT_ENV, ROOT
 from engine.worker.watchdog import Watchdog
 from tests.audio_fixtures import speech_file
-from tests.conftest import make_settings
-from tests.procs import fork_worker, get_health, serve, stop, wait_for
+from tests.conftest import make_settings, model_overrides
+from tests.procs import decode_helpers_of, fork_worker, get_health, serve, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
 MID_JOB_KILLS = 20
@@ -70,7 +74,7 @@ def test_killing_the_worker_mid_job_twenty_times_loses_and_duplicates_nothing(
 
     rng = random.Random(20240607)
     watchdog = Watchdog(settings)
-    kills = mid_job = lease_expiries = 0
+    kills = mid_job = lease_expiries = with_helper = 0
     log = tmp_path / "workers.log"
     while mid_job < MID_JOB_KILLS:
         stock_queue()
@@ -81,10 +85,14 @@ def test_killing_the_worker_mid_job_twenty_times_loses_and_duplicates_nothing(
             wait_for(lambda p=pid, s=started: held_jobs(store, p, s), timeout=60,
                      what=f"worker {pid} to take a job")  # fmt: skip
             time.sleep(rng.uniform(0, 0.3))  # the random moment: chaos, not synchronisation
+            with_helper += bool(decode_helpers_of(pid))
         finally:
             os.kill(pid, signal.SIGKILL)
             worker.join()
         kills += 1
+        # its decode-ahead process (started or starting at the kill) does not outlive it
+        wait_for(lambda p=pid: not decode_helpers_of(p), timeout=30,
+                 what=f"the decode-ahead process of killed worker {pid} to end")  # fmt: skip
         if held_jobs(store, pid, started):  # the row still says this dead worker had a job
             mid_job += 1
         # Recover as `seaco serve` does on seeing the exit; every fourth time leave it to the
@@ -127,7 +135,64 @@ def test_killing_the_worker_mid_job_twenty_times_loses_and_duplicates_nothing(
     assert sum(store.get(j).state is JobState.DONE for j in jobs) >= len(jobs) // 2
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert kills >= mid_job >= MID_JOB_KILLS and lease_expiries >= 1
+    assert with_helper >= 1  # the kills did catch decode-ahead processes running
     assert "Traceback" not in log.read_text()
+
+
+def test_a_killed_worker_leaves_no_process_behind(tmp_path, tiny_models):
+    """`seaco worker` (its own process group, as `seaco serve` starts it) SIGKILLed alone, as
+    the OOM killer would, with jobs queued so that its decode-ahead process is running: that
+    process, and anything else the worker started, ends by itself, without a traceback."""
+    settings = make_settings(
+        tmp_path / "data", **model_overrides(tiny_models), device="cpu", ncpu="1",
+        lease_s="5", heartbeat_s="1", decode_ahead="2", queue_max="100",
+    )  # fmt: skip
+    settings.ensure_dirs()
+    store = open_store(settings.db_path)
+    long_clip = speech_file(tmp_path, "wav", " ".join(["jin1 tian1 tian1 qi4 hen3 hao3"] * 12))
+    for _ in range(3):  # each job after the first is decoded ahead
+        with open(long_clip, "rb") as stream:
+            submit_upload(store, settings, stream, long_clip.name)
+    log = tmp_path / "worker.log"
+    worker = start(["worker"], settings, log)
+    try:
+        helpers = wait_for(lambda: decode_helpers_of(worker.pid), timeout=120,
+                           what="the worker's decode-ahead process")  # fmt: skip
+        started = psutil.Process(worker.pid).children(recursive=True)
+        assert {h.pid for h in helpers} <= {c.pid for c in started}
+        os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its group
+        worker.wait()
+    finally:
+        stop(worker)
+
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    wait_for(lambda: not any(alive(c) for c in started), timeout=30,
+             what="every process the killed worker started to end")  # fmt: skip
+    assert not decode_helpers_of(worker.pid)
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_decode_ahead_process_whose_worker_is_already_gone_exits_quietly(tmp_path):
+    """The start-up half of the same promise: a decode-ahead process whose worker died while
+    it was starting (its recorded parent is not its parent) exits at once with status 0 and
+    prints nothing, where multiprocessing's spawn printed `EOFError: Ran out of input`."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that is no longer anyone's parent
+    helper = subprocess.Popen(
+        [sys.executable, "-c", HELPER], cwd=ROOT, env={**os.environ, PARENT_ENV: str(gone.pid)},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        code = helper.wait(timeout=60)  # its stdin stays open: only the parent check ends it
+    finally:
+        helper.kill()
+        out, err = helper.communicate()
+    assert (code, out, err) == (0, b"", b"")
 
 
 def test_killing_the_web_process_loses_no_accepted_upload(tmp_path, tiny_models):

@@ -1,5 +1,7 @@
 """`seaco serve` as a real process tree: supervisor, web (Streamlit + /health) and worker,
-checked over real HTTP and, for the Transcribe page, in a real headless Chromium."""
+checked over real HTTP and, for the Transcribe page, in a real headless Chromium. No process
+outlives the one that started it: a killed worker's decode-ahead process ends with it, and
+after `seaco stop` no process of the instance is left."""
 
 from __future__ import annotations
 
@@ -9,10 +11,21 @@ import signal
 
 import pytest
 
+from engine.intake import submit_upload
+from engine.jobs import JobState
 from engine.store import open_store
-from tests.audio_fixtures import speech_file
+from tests.audio_fixtures import speech_file, tone, write_audio
 from tests.conftest import model_overrides
-from tests.procs import get_health, serve, stop, wait_for
+from tests.procs import (
+    decode_helpers_of,
+    freeze_outside_a_write,
+    get_health,
+    instance_processes,
+    seaco_stop,
+    serve,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")
@@ -28,6 +41,10 @@ def service(tmp_path_factory, tiny_models):
         wait_for(lambda: get_health(base_url)[1].get("status") == "ok", timeout=180,
                  what="/health to say ok")  # fmt: skip
         yield settings, proc, base_url, tmp_path
+        assert seaco_stop(settings) == "stopped"
+        assert proc.wait(timeout=60) == 0
+        wait_for(lambda: not instance_processes(settings), timeout=30,
+                 what="every process of the stopped instance to end")  # fmt: skip
     finally:
         assert stop(proc) == 0
         assert not (settings.data_dir / "seaco.pid").exists()
@@ -43,10 +60,25 @@ def test_health_is_ok_with_every_check(service):
 
 
 def test_the_supervisor_restarts_a_killed_worker(service):
-    settings, _proc, base_url, _ = service
+    settings, _proc, base_url, tmp_path = service
     store = open_store(settings.db_path)
     old = store.latest_worker()
+    # three jobs queued while the worker is frozen: it finds two queued behind the first and
+    # has them decoded ahead, by a process that then waits for more until its worker goes
+    jobs = []
+    freeze_outside_a_write(old["pid"], settings.db_path)
+    try:
+        for i in range(3):
+            clip = write_audio(tmp_path / f"restart-{i}.wav", tone(1, freq=300 + i), 16000, "wav")
+            with open(clip, "rb") as stream:
+                jobs.append(submit_upload(store, settings, stream, clip.name).id)
+    finally:
+        os.kill(old["pid"], signal.SIGCONT)
+    wait_for(lambda: all(store.get(j).state is JobState.DONE for j in jobs), timeout=120)
+    assert decode_helpers_of(old["pid"])
     os.kill(old["pid"], signal.SIGKILL)
+    wait_for(lambda: not decode_helpers_of(old["pid"]), timeout=30,
+             what="the killed worker's decode-ahead process to end")  # fmt: skip
     new = wait_for(
         lambda: (w := store.latest_worker())["pid"] != old["pid"] and w["model_loaded"] and w,
         timeout=120, what="a restarted worker with its models loaded",
