@@ -178,21 +178,71 @@ def check_hotwords(words: list[str], asr_model: str) -> DictionaryCheck:
 
 
 HOTWORD_LIMIT = 50  # SeACo's own filter keeps at most this many per request
+LONG_HOTWORD = 20  # characters; longer ones rarely help
+
+
+@dataclass(frozen=True)
+class HotwordSelection:
+    """What the model is given of a hotword list, and what the job records about it."""
+
+    given: list[str]  # the usable words, in the list's order: what the model gets
+    warnings: list[str]  # sentences: what was left out and why; past HOTWORD_LIMIT, who picks
+
+
+def select_hotwords(words: list[str], asr_model: str | None) -> HotwordSelection:
+    """Keep the hotwords the ASR model can spell and say what was left out. One rule for every
+    path a hotword comes by (the API, OpenAI's `prompt`, the dashboard, `seaco submit`, the
+    operator's default list), applied by the worker right before recognition.
+
+    A word is left out when the model's dictionary (tokens.json and seg_dict of `asr_model`,
+    a directory or a downloaded ModelScope id) cannot spell it: emoji and other scripts,
+    punctuation-only words, the model's own special tokens (`<s>`, `</s>`, `<unk>`), Latin
+    words missing from seg_dict, words with a character the model cannot write. Given to the
+    model, such a word is an `<unk>` that biases recognition towards nothing (and changes the
+    output). When the dictionary cannot be found nothing is left out and a warning says so.
+    More than HOTWORD_LIMIT words are all given, with a warning that the model keeps the ones
+    it attends to most for each request (funasr's own filter; which ones is its choice)."""
+    if not words:
+        return HotwordSelection([], [])
+    warnings: list[str] = []
+    given = list(words)
+    if asr_model:
+        check = check_hotwords(words, asr_model)
+        left_out = {p.word for p in check.problems}
+        given = [w for w in words if w not in left_out]
+        whole = [p.word for p in check.problems if p.whole_word]
+        partial = [f"{p.word} ({' '.join(p.unknown)})" for p in check.problems if not p.whole_word]
+        if whole:
+            warnings.append(
+                "Left out, the model cannot spell them (emoji or another script, punctuation, "
+                f"its own special tokens, or a Latin word it does not know): {_listed(whole)}."
+            )
+        if partial:
+            warnings.append(
+                f"Left out, they hold characters the model cannot write: {_listed(partial)}."
+            )
+        if check.note:
+            warnings.append(check.note)
+    if len(given) > HOTWORD_LIMIT:
+        warnings.append(
+            f"{len(given)} hotwords given: the model attends to at most {HOTWORD_LIMIT} per "
+            "request and picks them itself (the ones it attends to most), so some will have no "
+            "effect."
+        )
+    return HotwordSelection(given, warnings)
+
+
+def _listed(items: list[str], at_most: int = 10) -> str:
+    more = f" and {len(items) - at_most} more" if len(items) > at_most else ""
+    return ", ".join(items[:at_most]) + more
 
 
 def hotword_warnings(words: list[str], asr_model: str | None = None) -> list[str]:
-    """What the operator should know about a hotword list before relying on it. Given the
-    ASR model (SEACO_ASR_MODEL: a directory or a ModelScope id), also the words its
-    dictionary cannot represent (see engine.hotword_vocabulary; read once per model)."""
-    warnings = []
-    if len(words) > HOTWORD_LIMIT:
-        warnings.append(
-            f"{len(words)} hotwords: the model keeps at most {HOTWORD_LIMIT} per request "
-            "(the ones it attends to most), so some will have no effect."
-        )
-    long_words = [w for w in words if len(w) > 20]
+    """What the operator should know about a hotword list before relying on it: what
+    `select_hotwords` would leave out and why (given the ASR model, SEACO_ASR_MODEL), past
+    HOTWORD_LIMIT who picks, and very long words."""
+    warnings = select_hotwords(words, asr_model).warnings
+    long_words = [w for w in words if len(w) > LONG_HOTWORD]
     if long_words:
         warnings.append(f"Very long hotwords rarely help: {', '.join(long_words[:3])}")
-    if asr_model and words:
-        warnings += check_hotwords(words, asr_model).warnings()
     return warnings

@@ -31,6 +31,7 @@ from engine.errors import (
     SeacoError,
     StorageFullError,
 )
+from engine.hotword_vocabulary import select_hotwords
 from engine.hotwords import parse_hotwords
 from engine.jobs import PRIORITY_BATCH, PRIORITY_NORMAL, Job
 from engine.store import NewJob, Store
@@ -167,6 +168,7 @@ def submit_upload(
         codec=info.codec,
         duration_ms=info.duration_ms,
         duration_estimated=info.duration_estimated,
+        hotword_warnings=tuple(select_hotwords(words, settings.asr_model).warnings),
         sample_rate=info.sample_rate,
         channels=info.channels,
         hotwords=tuple(words),

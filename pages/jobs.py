@@ -54,6 +54,8 @@ def job_actions(job: Job) -> None:
 
 def show_hotwords(job: Job) -> None:
     st.markdown("**Hotwords**")
+    for warning in job.hotword_warnings or []:
+        st.warning(warning)
     presence = jobs_page.hotword_presence(job)
     if not presence.used:
         st.caption("None: the job ran without hotwords." if job.state.is_final else "Not yet.")

@@ -122,13 +122,13 @@ def test_the_worker_runs_the_comparison_without_job_or_default_hotwords(tmp_path
         **model_overrides(tiny_models),
         device="cpu",
         ncpu="1",
-        hotwords="科哥",
+        hotwords="很好",
         lease_s="5",
         heartbeat_s="1",
     )
     settings.ensure_dirs()
     store = open_store(settings.db_path)
-    save_default_hotwords(store, "科哥, 公园")  # the operator's list, as the Hotwords page saves it
+    save_default_hotwords(store, "很好, 会")  # the operator's list, as the Hotwords page saves it
     clip = speech(tmp_path / "clip.wav", "jin1 tian1 tian1 qi4 hen3 hao3")
     with open(clip, "rb") as stream:
         original = submit_upload(store, settings, stream, "clip.wav", hotwords="天气, 今天")
@@ -148,7 +148,7 @@ def test_the_worker_runs_the_comparison_without_job_or_default_hotwords(tmp_path
         assert stop(worker) == 0, (tmp_path / "worker.log").read_text()
 
     assert compared.state is JobState.DONE, compared.error
-    assert done.effective_hotwords == ["天气", "今天", "科哥", "公园"]
+    assert done.effective_hotwords == ["天气", "今天", "很好", "会"]
     assert compared.effective_hotwords == []  # what the worker passed to the model
     assert compared.compare_of == done.id and not compared.use_default_hotwords
     assert compared.duration_ms == done.duration_ms

@@ -40,6 +40,8 @@ class JobResult:
     model_info: dict[str, Any]
     # wall ms per recognition stage, keys "vad", "asr", "punc" (Transcript.stage_ms)
     stage_ms: dict[str, int] = field(default_factory=dict)
+    # what was left out of the hotwords and why (hotword_vocabulary.select_hotwords)
+    hotword_warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ class QueueSide(Database):
                 """UPDATE jobs SET state = 'done', stage = NULL, finished_at = ?, updated_at = ?,
                        lease_owner = NULL, lease_expires_at = NULL, text = ?, raw_text = ?,
                        confidence = ?, sentence_count = ?, effective_hotwords = ?,
-                       decode_ms = ?, inference_ms = ?, total_ms = ?, rtf = ?, model_info = ?,
+                       hotword_warnings = ?, decode_ms = ?, inference_ms = ?, total_ms = ?,
+                       rtf = ?, model_info = ?,
                        duration_ms = ?, error = NULL, error_class = NULL,
                        vad_ms = ?, asr_ms = ?, punc_ms = ?
                    WHERE id = ?""",
@@ -159,6 +162,7 @@ class QueueSide(Database):
                     result.confidence,
                     len(result.sentences),
                     json.dumps(result.effective_hotwords, ensure_ascii=False),
+                    json.dumps(result.hotword_warnings, ensure_ascii=False),
                     result.decode_ms,
                     result.inference_ms,
                     total_ms,

@@ -83,6 +83,9 @@ class NewJob:
     use_default_hotwords: bool = True  # False: the operator's default hotwords do not apply
     compare_of: int | None = None  # the job this one re-runs for comparison
     callback_url: str | None = None  # POSTed the job's JSON when it ends (engine/callbacks.py)
+    # what the worker will leave out of the job's own hotwords, and why (shown at once; the
+    # worker records the final word with the operator's defaults merged in)
+    hotword_warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,9 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                 """INSERT INTO jobs (state, priority, batch_id, source, submitted_at, updated_at,
                        max_attempts, audio_sha256, audio_path, audio_bytes, original_name,
                        container, codec, duration_ms, sample_rate, channels, hotwords,
-                       use_default_hotwords, compare_of, duration_estimated)
-                   VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       use_default_hotwords, compare_of, duration_estimated, hotword_warnings)
+                   VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                           ?)""",
                 (
                     new.priority,
                     new.batch_id,
@@ -161,6 +165,9 @@ class Store(QueueSide, OperationsSide, CallbackSide):
                     int(new.use_default_hotwords),
                     new.compare_of,
                     int(new.duration_estimated),
+                    json.dumps(list(new.hotword_warnings), ensure_ascii=False)
+                    if new.hotword_warnings
+                    else None,
                 ),
             )
             job_id = _inserted_id(cursor)

@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine import audio, callbacks
 from engine.config import Settings
 from engine.errors import DatabaseError, SeacoError, StorageFullError
+from engine.hotword_vocabulary import HotwordSelection, select_hotwords
 from engine.hotwords import default_hotwords, merge_hotwords
 from engine.jobs import Job
 from engine.ops import maintenance, telemetry
@@ -234,11 +235,16 @@ class Worker:
         self._check_memory()
         return True
 
-    def _hotwords(self, job: Job) -> list[str]:
+    def _hotwords(self, job: Job, defaults: list[str] | None = None) -> HotwordSelection:
+        """The job's words and the operator's defaults, less those the model cannot spell
+        (one rule for every way a hotword arrives: hotword_vocabulary.select_hotwords)."""
         # A "compare without hotwords" re-run must not get the operator's defaults either.
-        use_defaults = job.use_default_hotwords
-        defaults = default_hotwords(self.store, self.settings) if use_defaults else []
-        return merge_hotwords(job.hotwords, defaults)
+        if not job.use_default_hotwords:
+            defaults = []
+        elif defaults is None:
+            defaults = default_hotwords(self.store, self.settings)
+        words = merge_hotwords(job.hotwords, defaults)
+        return select_hotwords(words, self.settings.asr_model)
 
     def _claim_companions(self, head: Job) -> list[Job]:
         """Queued jobs to recognise together with `head` (engine/jobgroup.py), claimed."""
@@ -248,7 +254,7 @@ class Worker:
             defaults = default_hotwords(self.store, self.settings)
             picked = pick_companions(
                 head, self.store.peek_queued(self.settings.batch_jobs - 1),
-                lambda j: merge_hotwords(j.hotwords, defaults if j.use_default_hotwords else []),
+                lambda j: self._hotwords(j, defaults).given,
                 max_jobs=self.settings.batch_jobs, max_audio_ms=self.settings.batch_size_s * 1000,
             )  # fmt: skip
             claimed = [
@@ -296,7 +302,7 @@ class Worker:
         try:
             started = time.monotonic()
             assert self.pipeline is not None
-            transcript = self.pipeline.transcribe(samples, hotwords)
+            transcript = self.pipeline.transcribe(samples, hotwords.given)
             inference_ms = round((time.monotonic() - started) * 1000)
         except Exception as exc:
             self._failed(job, exc, decode_ms)
@@ -320,7 +326,7 @@ class Worker:
         try:
             started = time.monotonic()
             batch = cast(Any, self.pipeline)  # has transcribe_many: see _claim_companions
-            transcripts = batch.transcribe_many([r[1] for r in ready], hotwords)
+            transcripts = batch.transcribe_many([r[1] for r in ready], hotwords.given)
             group_ms = (time.monotonic() - started) * 1000
         except (DatabaseError, StorageFullError):
             raise
@@ -374,7 +380,7 @@ class Worker:
         )
 
     def _finish(
-        self, job: Job, transcript: Any, hotwords: list[str], info: audio.AudioInfo,
+        self, job: Job, transcript: Any, hotwords: HotwordSelection, info: audio.AudioInfo,
         decode_ms: int, inference_ms: int,
     ) -> None:  # fmt: skip
         self.store.set_stage(job.id, self.id, "saving")
@@ -383,7 +389,8 @@ class Worker:
             raw_text=transcript.raw_text,
             confidence=transcript.confidence,
             sentences=list(transcript.sentences),
-            effective_hotwords=hotwords,
+            effective_hotwords=hotwords.given,
+            hotword_warnings=hotwords.warnings,
             duration_ms=info.duration_ms or 0,
             decode_ms=decode_ms,
             inference_ms=inference_ms,

@@ -363,3 +363,18 @@ def test_a_guessed_audio_length_is_shown_as_an_estimate(store, settings):
     assert rows["x.mp3"]["audio"] == "≈ 43.67 s (estimate)"
     assert rows["y.wav"]["audio"] == "2.00 s"
     assert "(estimate)" in jobs_page.audio_facts(guessed)
+
+
+def test_the_job_page_shows_what_was_left_out_of_the_hotwords(data_env):
+    """Issue 12.2: the job records which hotwords the model was not given, and the page
+    says so."""
+    store = web_process.store()
+    job = store.submit(
+        NewJob("a" * 64, "audio/a", 10, "a.wav", hotwords=("😀",),
+               hotword_warnings=("Left out, the model cannot spell them: 😀.",)),
+        queue_max=10, max_attempts=3,
+    )  # fmt: skip
+    at = open_jobs_page(job=str(job.id))
+    at.run()
+    assert not at.exception
+    assert any("😀" in w.value for w in at.warning)

@@ -24,7 +24,7 @@ def model_settings(tmp_path, tiny_models):
         **model_overrides(tiny_models),
         device="cpu",
         ncpu="1",
-        hotwords="科哥",
+        hotwords="很好",
         lease_s="5",
         heartbeat_s="1",
     )
@@ -39,7 +39,7 @@ def upload(store, settings, path, **kw):
 
 def test_worker_process_takes_an_uploaded_mp3_to_done(tmp_path, model_settings):
     store = open_store(model_settings.db_path)
-    job = upload(store, model_settings, speech_file(tmp_path, "mp3"), hotwords="天气, 公园")
+    job = upload(store, model_settings, speech_file(tmp_path, "mp3"), hotwords="天气, 今天")
     assert job.state is JobState.QUEUED and job.container
 
     proc = start(["worker", "--burst"], model_settings, tmp_path / "worker.log")
@@ -48,7 +48,7 @@ def test_worker_process_takes_an_uploaded_mp3_to_done(tmp_path, model_settings):
     done = store.get(job.id)
     assert done.state is JobState.DONE, done.error
     assert done.text  # random weights: garbage, but something
-    assert done.effective_hotwords == ["天气", "公园", "科哥"]
+    assert done.effective_hotwords == ["天气", "今天", "很好"]
     assert done.confidence is not None and 0 <= done.confidence <= 1
     assert done.sentences, "VAD + punctuation should give sentences"
     starts = [s.start_ms for s in done.sentences]
