@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command (README): install what the tests need, then lint and run pytest.
+# The one test command (README): install what the tests need, then lint, type-check and run
+# pytest.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 VENV=${SEACO_VENV:-$PWD/.venv}
@@ -29,5 +30,6 @@ fi
 
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
+"$VENV/bin/mypy"   # the package (engine/), config in pyproject.toml
 # pytest exits 5 when it collects no test; that is a failure here too.
 exec "$PY" -m pytest -q "$@"

@@ -85,18 +85,18 @@ def build_sentences(
     out: list[Sentence] = []
     previous_start = 0
     previous_word_start = 0
-    for piece, start_f, end_f, units in raw:
+    for piece, start_f, end_f, unit_times in raw:
         piece = piece.strip()
         if not piece:
             continue
         start = _clamp(start_f, previous_start, duration_ms)
         end = _clamp(end_f, start, duration_ms)
-        words = []
-        for unit, unit_start_f, unit_end_f in units:
+        timed: list[Word] = []
+        for unit, unit_start_f, unit_end_f in unit_times:
             unit_start = _clamp(unit_start_f, max(previous_word_start, start), duration_ms)
-            words.append(Word(unit, unit_start, _clamp(unit_end_f, unit_start, duration_ms)))
+            timed.append(Word(unit, unit_start, _clamp(unit_end_f, unit_start, duration_ms)))
             previous_word_start = unit_start
-        out.append(Sentence(text=piece, start_ms=start, end_ms=end, words=tuple(words)))
+        out.append(Sentence(text=piece, start_ms=start, end_ms=end, words=tuple(timed)))
         previous_start = start
     return out
 
