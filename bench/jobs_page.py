@@ -65,11 +65,18 @@ def fill(store: Store, n_jobs: int, seed: int = 0) -> None:
         now = start + i * step
         sha = f"{i:064x}"
         store.submit(
-            NewJob(audio_sha256=sha, audio_path=f"audio/{sha[:2]}/{sha}", audio_bytes=1,
-                   original_name=f"{rng.choice(NAMES)}-{i}.wav", duration_ms=60_000,
-                   batch_id=f"b{i // 50}" if i % 3 == 0 else None),
-            queue_max=10**9, max_attempts=3, now=now,
-        )  # fmt: skip
+            NewJob(
+                audio_sha256=sha,
+                audio_path=f"audio/{sha[:2]}/{sha}",
+                audio_bytes=1,
+                original_name=f"{rng.choice(NAMES)}-{i}.wav",
+                duration_ms=60_000,
+                batch_id=f"b{i // 50}" if i % 3 == 0 else None,
+            ),
+            queue_max=10**9,
+            max_attempts=3,
+            now=now,
+        )
         job = store.claim("bench", 30, now=now + 100)
         if i % 20 == 19:  # some failures, as in real life
             store.fail(job.id, "bench", job.attempts, "音频已损坏", "CorruptAudioError")
@@ -79,11 +86,23 @@ def fill(store: Store, n_jobs: int, seed: int = 0) -> None:
             text = zipf_text(rng, weights, rng.randint(8, 30)) + "。"
             sentences.append(Sentence(text, t, t + 4000))
             t += 4000
-        store.complete(job.id, "bench", job.attempts, JobResult(
-            text="".join(s.text for s in sentences), raw_text="", confidence=0.9,
-            sentences=sentences, effective_hotwords=[], duration_ms=60_000, decode_ms=50,
-            inference_ms=900, model_info={},
-        ), now=now + 1100)  # fmt: skip
+        store.complete(
+            job.id,
+            "bench",
+            job.attempts,
+            JobResult(
+                text="".join(s.text for s in sentences),
+                raw_text="",
+                confidence=0.9,
+                sentences=sentences,
+                effective_hotwords=[],
+                duration_ms=60_000,
+                decode_ms=50,
+                inference_ms=900,
+                model_info={},
+            ),
+            now=now + 1100,
+        )
         if (i + 1) % 10_000 == 0:
             rate = (i + 1) / (time.perf_counter() - t0)
             print(f"  filled {i + 1} jobs ({rate:.0f}/s)", file=sys.stderr)

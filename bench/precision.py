@@ -52,17 +52,22 @@ def main() -> int:
     pipelines = {}
     for precision in precisions:
         settings = load_settings(
-            {"SEACO_ASR_MODEL": str(args.models / "seaco-asr"),
-             "SEACO_VAD_MODEL": str(args.models / "fsmn-vad"),
-             "SEACO_PUNC_MODEL": str(args.models / "ct-punc"),
-             "SEACO_DEVICE": args.device, "SEACO_NCPU": args.ncpu,
-             "SEACO_PRECISION": precision},
+            {
+                "SEACO_ASR_MODEL": str(args.models / "seaco-asr"),
+                "SEACO_VAD_MODEL": str(args.models / "fsmn-vad"),
+                "SEACO_PUNC_MODEL": str(args.models / "ct-punc"),
+                "SEACO_DEVICE": args.device,
+                "SEACO_NCPU": args.ncpu,
+                "SEACO_PRECISION": precision,
+            },
             env_file=None,
-        )  # fmt: skip
+        )
         pipelines[precision] = pipeline_for(settings)
     info = pipelines["fp32"].info()
-    print(f"device {info['device']}, {len(corpus)} files, {audio_s:.0f} s of audio, "
-          f"random weights: {all(info['random_weights'].values())}")  # fmt: skip
+    print(
+        f"device {info['device']}, {len(corpus)} files, {audio_s:.0f} s of audio, "
+        f"random weights: {all(info['random_weights'].values())}"
+    )
 
     walls: dict[str, list[float]] = {p: [] for p in precisions}
     texts: dict[str, list[str]] = {}
@@ -82,8 +87,10 @@ def main() -> int:
         median = statistics.median(walls[precision])
         counts = [edit_counts(a, b) for a, b in zip(texts["fp32"], texts[precision], strict=True)]
         edits, units = sum(c.errors for c in counts), sum(c.ref_units for c in counts) or 1
-        print(f"| {precision} | {median:.2f} | {audio_s / median:.1f} | {base / median:.2f}x "
-              f"| {100 * edits / units:.1f} % |")  # fmt: skip
+        print(
+            f"| {precision} | {median:.2f} | {audio_s / median:.1f} | {base / median:.2f}x "
+            f"| {100 * edits / units:.1f} % |"
+        )
     return 0
 
 

@@ -125,8 +125,9 @@ def post(run: Run, path: str, files: list, data: dict, record: list[JobRecord]) 
     """POST with a patient client's manners: a 503 is waited out (Retry-After), 5 times."""
     for _attempt in range(6):
         try:
-            r = requests.post(run.url + path, files=files, data=data, headers=run.headers,
-                              timeout=600)  # fmt: skip
+            r = requests.post(
+                run.url + path, files=files, data=data, headers=run.headers, timeout=600
+            )
         except requests.RequestException as exc:
             for rec in record:
                 rec.error = f"request failed: {exc}"
@@ -148,8 +149,7 @@ def follow(run: Run, rec: JobRecord) -> None:
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
-            r = requests.get(f"{run.url}/api/v1/jobs/{rec.job_id}", headers=run.headers,
-                             timeout=30)  # fmt: skip
+            r = requests.get(f"{run.url}/api/v1/jobs/{rec.job_id}", headers=run.headers, timeout=30)
             job = r.json()
         except (requests.RequestException, ValueError):
             time.sleep(1)
@@ -281,8 +281,7 @@ def scenario_b(run: Run, audio: dict[str, Path], rounds: int = 8) -> None:
 def scenario_c(run: Run, audio: dict[str, Path], rounds: int = 10) -> None:
     with ThreadPoolExecutor(3) as pool:
         for _ in range(rounds):
-            list(pool.map(lambda n: submit_single(run, "C", f"c{n}", audio["long_mp3"]),
-                          range(3)))  # fmt: skip
+            list(pool.map(lambda n: submit_single(run, "C", f"c{n}", audio["long_mp3"]), range(3)))
             drain(run)
 
 
@@ -295,8 +294,9 @@ def scenario_soak(run: Run, audio: dict[str, Path], hours: int) -> None:
             system_info(run)
         for n in range(2):
             submit_single(run, "soak", f"single{n}", audio["2min_wav"])
-        submit_batch(run, "soak", "batch", [audio["2min_wav"], audio["2min_mp3"],
-                                            audio["2min_wav"]])  # fmt: skip
+        submit_batch(
+            run, "soak", "batch", [audio["2min_wav"], audio["2min_mp3"], audio["2min_wav"]]
+        )
     time.sleep(max(0.0, start + hours * 3600 / run.compress - time.monotonic()))
 
 
@@ -363,12 +363,12 @@ def summarize(run: Run) -> dict[str, Any]:
                 "p95": pct(e2e, 0.95),
                 "p99": pct(e2e, 0.99),
                 "max": max(e2e) if e2e else None,
-            },  # fmt: skip
+            },
             "queue_wait_s": {
                 "p50": pct(wait, 0.5),
                 "p95": pct(wait, 0.95),
                 "max": max(wait) if wait else None,
-            },  # fmt: skip
+            },
             "processing_s": {"p50": pct(proc, 0.5), "p95": pct(proc, 0.95)},
             "rtf_p50": pct([p / a for p, a in zip(proc, audio_s, strict=False) if a], 0.5),
         }
@@ -384,7 +384,7 @@ def summarize(run: Run) -> dict[str, Any]:
             else None,
             "statuses_seen": sorted({str(p.health) for p in probes}),
             "probe_latency_ms_p95": pct([p.latency_ms for p in answered], 0.95),
-        },  # fmt: skip
+        },
         "system_info_requests": {
             "count": len(run.sysinfo),
             "non_200": sum(s != 200 for _, _, s in run.sysinfo),
@@ -399,15 +399,17 @@ def markdown(run: Run, summary: dict[str, Any], meta: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
     lines = [
-        "# Soak report", "",
+        "# Soak report",
+        "",
         f"- started {meta['started']}, ran {meta['duration_s'] / 60:.1f} min; command: "
         f"`{meta['command']}`",
         f"- service {run.url}, compression {run.compress:g}x, audio scale {meta['audio_scale']:g}",
-        f"- machine: {meta['machine']}", "",
+        f"- machine: {meta['machine']}",
+        "",
         "| scenario | jobs | done | failed/refused | 503s waited out | audio s | e2e s mean ± sd "
         "| e2e p50/p95/p99 | queue wait p95/max | processing p50 | RTF p50 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for name, s in summary["scenarios"].items():
         e, w = s["e2e_s"], s["queue_wait_s"]
         lines.append(
@@ -451,9 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds-c", type=int, default=10)
     parser.add_argument("--probe-s", type=float, default=5.0)
     parser.add_argument(
-        "--job-timeout-s", type=float, default=3600.0,
+        "--job-timeout-s",
+        type=float,
+        default=3600.0,
         help="a job not final this long after it was accepted counts as failed",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", default="bench/results/soak")
     args = parser.parse_args(argv)
 
@@ -498,10 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     summary = summarize(run)
     report = {
-        "meta": meta, "summary": summary, "phases": run.phases,
-        "jobs": [asdict(r) for r in run.records], "probes": [asdict(p) for p in run.probes],
+        "meta": meta,
+        "summary": summary,
+        "phases": run.phases,
+        "jobs": [asdict(r) for r in run.records],
+        "probes": [asdict(p) for p in run.probes],
         "system_info": run.sysinfo,
-    }  # fmt: skip
+    }
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     text = markdown(run, summary, meta)
     (out / "report.md").write_text(text)

@@ -47,8 +47,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         module, _, name = spec.partition(":")
         factory = getattr(importlib.import_module(module), name)
-    return run_worker(load_settings(), burst=args.burst, max_jobs=args.max_jobs,
-                      pipeline_factory=factory)  # fmt: skip
+    return run_worker(
+        load_settings(), burst=args.burst, max_jobs=args.max_jobs, pipeline_factory=factory
+    )
 
 
 def cmd_models_build_test(args: argparse.Namespace) -> int:
@@ -78,9 +79,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 2
     try:
         jobs = submit_files(
-            client, paths, hotwords=args.hotwords, wait=args.wait, fmt=args.format,
+            client,
+            paths,
+            hotwords=args.hotwords,
+            wait=args.wait,
+            fmt=args.format,
             out_dir=Path(args.out) if args.out else None,
-        )  # fmt: skip
+        )
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -173,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hotwords", default=None, help="e.g. '科哥,Paraformer'")
     p.add_argument("--wait", action="store_true", help="wait for the results and print them")
     p.add_argument(
-        "--format", choices=["txt", "srt", "vtt", "json", "csv", "docx"], default=None,
+        "--format",
+        choices=["txt", "srt", "vtt", "json", "csv", "docx"],
+        default=None,
         help="with --wait: fetch each transcript in this format",
-    )  # fmt: skip
+    )
     p.add_argument("--out", default=None, help="with --format: write files here (else stdout)")
     p.add_argument("--url", default=None, help="service URL (default from SEACO_HOST/PORT)")
     p.add_argument("--token", default=None, help="API token (default SEACO_API_TOKEN)")
@@ -185,9 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("config", help="print every setting, its value and where it came from")
     p.add_argument(
-        "--markdown", action="store_true",
+        "--markdown",
+        action="store_true",
         help="print the README's settings table (names, defaults, meanings) instead",
-    )  # fmt: skip
+    )
     p.set_defaults(func=cmd_config)
     p = sub.add_parser("migrate", help="create or upgrade jobs.db")
     p.set_defaults(func=cmd_migrate)
@@ -197,15 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", help="JSON lines: audio, text (the reference), optional hotwords")
     p.add_argument(
-        "--hotwords-file", default=None,
+        "--hotwords-file",
+        default=None,
         help="one hotword per line, added to every utterance (e.g. AISHELL-1 NE hotword.txt)",
-    )  # fmt: skip
+    )
     p.add_argument("--json", default=None, help="write the full report (per utterance) here")
     p.add_argument("--diffs", type=int, default=20, help="utterance diffs shown in the table")
     p.add_argument(
-        "--missed-below", type=float, default=0.4,
+        "--missed-below",
+        type=float,
+        default=0.4,
         help="a hotword counts as missed by the baseline below this recall (paper's R1: 0.4)",
-    )  # fmt: skip
+    )
     p.set_defaults(func=cmd_eval)
 
     # Its options belong to engine.tools.throughput_benchmark (`seaco bench --help`); main()
