@@ -48,7 +48,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         module, _, name = spec.partition(":")
         factory = getattr(importlib.import_module(module), name)
     return run_worker(
-        load_settings(), burst=args.burst, max_jobs=args.max_jobs, pipeline_factory=factory
+        load_settings(),
+        burst=args.burst,
+        max_jobs=args.max_jobs,
+        pipeline_factory=factory,
+        slot=args.slot,
     )
 
 
@@ -161,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run only the worker process (the one that owns the model)")
     p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     p.add_argument("--max-jobs", type=int, default=None, help="exit after this many jobs")
+    p.add_argument(
+        "--slot",
+        type=int,
+        default=0,
+        help="which of SEACO_WORKERS' workers to run (0, 1, ...; seaco serve gives each its own)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("models", help="model utilities")

@@ -11,7 +11,9 @@ plain values elsewhere).
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,6 +28,13 @@ PROD_ASR_MODEL = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-voc
 PROD_VAD_MODEL = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"
 PROD_PUNC_MODEL = "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch"
 PRECISIONS = ("fp32", "fp16", "bf16")  # SEACO_PRECISION: the ASR model under torch autocast
+MAX_WORKERS = 64  # SEACO_WORKERS: more worker processes than this on one machine is a typo
+# SEACO_WORKERS=auto on a CPU: torch threads per worker process, from the measurement in
+# BENCHMARKS.md ("Worker layout on a CPU"); None means one worker with every core (at most
+# 8), the layout that measured faster. With a number T here, auto would mean cores // T
+# workers of T threads each.
+AUTO_CPU_THREADS_PER_WORKER: int | None = None
+AUTO_CPU_MAX_WORKERS = 8
 
 
 # --- kinds: how a setting's text becomes its value. `parse(name, raw)` returns the value or
@@ -128,7 +137,51 @@ class Directory:
         return Path(raw).expanduser().resolve()
 
 
-Kind = Int | Float | Text | Choice | Cron | Directory
+_SLOT = re.compile(r"(auto|cpu|cuda(?::\d+)?)(?:\*(\d+))?(?:/(\d+))?")
+_WORKERS_WORDING = (
+    "auto, a number of workers, or a comma-separated list of slots DEVICE[*COUNT][/THREADS] "
+    "(e.g. cpu*2, cuda:0,cuda:1, cpu*2/1)"
+)
+
+
+@dataclass(frozen=True)
+class WorkerLayout:
+    """`SEACO_WORKERS`: "auto", a number of workers on SEACO_DEVICE, or slots
+    `DEVICE[*COUNT][/THREADS]` separated by commas (DEVICE auto, cpu, cuda or cuda:N).
+    Kept as text with blanks removed; `worker_slots` turns it into slots."""
+
+    def parse(self, name: str, raw: str) -> str:
+        value = "".join(raw.split()).lower()
+        if value == "auto":
+            return value
+        if value.isdigit():
+            count = int(value)
+            if not 1 <= count <= MAX_WORKERS:
+                raise ConfigError(
+                    f"SEACO_{name} must be between 1 and {MAX_WORKERS} workers, got {raw!r}."
+                )
+            return str(count)
+        total = 0
+        for part in value.split(","):
+            match = _SLOT.fullmatch(part)
+            if match is None:
+                raise ConfigError(
+                    f"SEACO_{name} must be {_WORKERS_WORDING}; {part!r} in {raw!r} is not."
+                )
+            count, threads = int(match[2] or 1), int(match[3] or 1)
+            if count < 1 or threads < 1:
+                raise ConfigError(
+                    f"SEACO_{name}: counts and thread numbers must be at least 1, got {part!r}."
+                )
+            total += count
+        if total > MAX_WORKERS:
+            raise ConfigError(
+                f"SEACO_{name} asks for {total} workers; at most {MAX_WORKERS} are allowed."
+            )
+        return value
+
+
+Kind = Int | Float | Text | Choice | Cron | Directory | WorkerLayout
 _SPEC = "seaco.setting"
 
 
@@ -198,7 +251,20 @@ class Settings:
         "seaco eval before switching.",
         Choice(PRECISIONS),
     )
-    ncpu: int = setting("0", "Torch threads in the worker; 0 means all cores (at most 8).", Int(0))
+    ncpu: int = setting(
+        "0",
+        "Torch threads in each worker; 0 means all cores (at most 8) shared out between the "
+        "workers (SEACO_WORKERS).",
+        Int(0),
+    )
+    workers: str = setting(
+        "auto",
+        "Worker processes `seaco serve` runs, each with its own models, device and torch "
+        "threads: `auto` (one per visible GPU; on a CPU the layout measured fastest, see "
+        "README), a number (that many on SEACO_DEVICE), or slots `DEVICE[*COUNT][/THREADS]` "
+        "separated by commas, e.g. `cpu*2`, `cuda:0,cuda:1`, `cpu*2/1`.",
+        WorkerLayout(),
+    )
     batch_size_s: int = setting(
         "300", "Seconds of audio decoded together by the ASR model.", Int(1)
     )
@@ -425,6 +491,39 @@ class Settings:
     def torch_threads(self) -> int:
         return self.ncpu or min(os.cpu_count() or 1, 8)
 
+    def worker_slots(
+        self, *, gpu_count: int = 0, cpu_count: int | None = None
+    ) -> tuple[WorkerSlot, ...]:
+        """The worker processes SEACO_WORKERS asks for on a machine with `cpu_count` cores
+        (default: this one's) and `gpu_count` visible GPUs (only `auto` looks at it), in slot
+        order. A slot without its own thread count gets SEACO_NCPU, or else the cores shared
+        out evenly between all the workers (at least 1, at most 8 each)."""
+        cores = cpu_count or os.cpu_count() or 1
+        groups: list[tuple[str, int, int | None]]
+        if self.workers == "auto":
+            groups = _auto_groups(self.device, self.ncpu, cores, gpu_count)
+        elif self.workers.isdigit():
+            groups = [(self.device, int(self.workers), None)]
+        else:
+            groups = []
+            for part in self.workers.split(","):
+                match = _SLOT.fullmatch(part)
+                assert match is not None  # checked by WorkerLayout when loaded
+                threads = int(match[3]) if match[3] else None
+                groups.append((match[1], int(match[2] or 1), threads))
+        total = sum(count for _, count, _ in groups)
+        shared = self.ncpu or max(1, min(8, cores // total))
+        slots: list[WorkerSlot] = []
+        for device, count, threads in groups:
+            for _ in range(count):
+                slots.append(WorkerSlot(len(slots), device, threads or shared))
+        return tuple(slots)
+
+    def for_slot(self, slot: WorkerSlot) -> Settings:
+        """These settings as the worker of `slot` runs with them: its device and its torch
+        threads (SEACO_NCPU) instead of the instance's."""
+        return dataclasses.replace(self, device=slot.device, ncpu=slot.threads)
+
     @property
     def token_list(self) -> list[str]:
         return [t.strip() for t in self.api_tokens.split(",") if t.strip()]
@@ -456,6 +555,40 @@ class Settings:
         disagree), then these settings, then `extra`."""
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("SEACO_")}
         return {**inherited, **self.as_env(), **(extra or {})}
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """One worker process of `seaco serve` (SEACO_WORKERS): `index` 0, 1, ... (the worker is
+    called `name`, "w0", "w1", ...), the torch `device` its models load on ("cpu", "cuda:1",
+    or "auto"/"cuda" as SEACO_DEVICE says) and its torch `threads`."""
+
+    index: int
+    device: str
+    threads: int
+
+    @property
+    def name(self) -> str:
+        return f"w{self.index}"
+
+
+def _auto_groups(
+    device: str, ncpu: int, cores: int, gpu_count: int
+) -> list[tuple[str, int, int | None]]:
+    """SEACO_WORKERS=auto as (device, count, threads or None) groups: one worker per visible
+    GPU; one worker on a given GPU; on a CPU the measured layout (AUTO_CPU_THREADS_PER_WORKER:
+    one worker, or cores // T workers of T threads, T being SEACO_NCPU when set)."""
+    if device.startswith("cuda:"):
+        return [(device, 1, None)]
+    if device != "cpu" and gpu_count >= 2:
+        return [(f"cuda:{i}", 1, None) for i in range(gpu_count)]
+    if device == "cuda" or (device == "auto" and gpu_count == 1):
+        return [(device, 1, None)]
+    if AUTO_CPU_THREADS_PER_WORKER is None:
+        return [(device, 1, None)]
+    threads = ncpu or AUTO_CPU_THREADS_PER_WORKER
+    count = max(1, min(AUTO_CPU_MAX_WORKERS, cores // threads))
+    return [(device, count, threads)]
 
 
 @dataclass(frozen=True)

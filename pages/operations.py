@@ -21,6 +21,15 @@ for column, (label, value) in zip(
 if note := operations_view.cpu_mode_note(history):
     st.info(note)
 
+workers = operations_view.per_worker(history)
+if len(workers) > 1:
+    st.subheader("Workers")
+    st.caption(
+        "Per worker (slot of SEACO_WORKERS): busy share of the window, throughput in audio "
+        "hours per wall-clock hour, and the jobs it finished."
+    )
+    st.dataframe(workers, hide_index=True, width="stretch")
+
 st.subheader("Latency")
 if history.done.empty:
     st.info("No job finished in this window.")

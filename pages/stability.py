@@ -16,6 +16,10 @@ report = stability.stability(store, settings, win, tz=tz)
 
 st.table(report.rows)  # every row and its whole detail, no scrolling
 
+if len(report.workers) > 1:
+    st.subheader("Workers")
+    st.dataframe(stability.worker_table(report), hide_index=True, width="stretch")
+
 st.subheader("Incidents")
 if report.incidents:
     st.dataframe(

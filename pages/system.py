@@ -53,14 +53,19 @@ else:
     if any(row["random weights"] != "no" for row in models):
         st.warning("Random-weight test models are loaded: transcripts are meaningless.")
 
-st.subheader("Worker")
+workers = system_info.worker_rows(store, settings)
+st.subheader("Workers" if len(workers) > 1 else "Worker")
 if worker is None:
     st.info("No worker has started yet.")
 else:
-    st.write(
-        f"pid {worker.pid} on {worker.hostname} · {worker.jobs_done} jobs done, "
-        f"{worker.jobs_failed} failed since it started"
-    )
+    if len(workers) > 1:
+        st.caption("One process per slot of SEACO_WORKERS, each with its own models.")
+        st.dataframe(workers, hide_index=True, width="stretch")
+    else:
+        st.write(
+            f"pid {worker.pid} on {worker.hostname} · {worker.jobs_done} jobs done, "
+            f"{worker.jobs_failed} failed since it started"
+        )
     if worker.model_error:
         st.error(worker.model_error)
     with st.expander("Everything the worker reports"):

@@ -104,6 +104,8 @@ JOB_COLUMNS = [
     "duration_ms",
     "error",
     "error_class",
+    "worker_host",
+    "worker_slot",
 ]
 TELEMETRY_COLUMNS = [
     "at",
@@ -153,7 +155,17 @@ class History:
         return self.jobs[self.jobs["state"] == "done"]
 
 
-TEXT_COLUMNS = {"state", "source", "original_name", "error", "error_class", "name", "status"}
+TEXT_COLUMNS = {
+    "state",
+    "source",
+    "original_name",
+    "error",
+    "error_class",
+    "name",
+    "status",
+    "worker_host",
+}
+UNRECORDED = "(not recorded)"  # jobs finished before workers were recorded (schema 10)
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -171,6 +183,7 @@ def load_history(store: Store, win: Window) -> History:
     jobs["latency_s"] = jobs["queue_wait_s"] + jobs["processing_s"]
     jobs["audio_s"] = jobs["duration_ms"] / 1000
     jobs["finished"] = _times(jobs["finished_at"])
+    jobs["worker"] = worker_labels(jobs)
     telemetry = _frame(
         store.telemetry_series(win.start_ms, win.end_ms, win.bucket_ms), TELEMETRY_COLUMNS
     )
@@ -227,6 +240,51 @@ def latency_points(h: History) -> pd.DataFrame:
         for part, column in (("queue wait", "queue_wait_s"), ("processing", "processing_s"))
     ]
     return pd.concat(frames, ignore_index=True).dropna(subset=["seconds"])
+
+
+def worker_labels(jobs: pd.DataFrame) -> pd.Series:
+    """The worker that ran each job: its slot ("w0", "w1", ...), as "host/w0" when the
+    jobs come from more than one host; UNRECORDED when not known."""
+    hosts = jobs["worker_host"].dropna().unique()
+    labels = []
+    for host, slot in zip(jobs["worker_host"], jobs["worker_slot"], strict=True):
+        if pd.isna(slot):
+            labels.append(UNRECORDED)
+        else:
+            labels.append(f"{host}/w{int(slot)}" if len(hosts) > 1 else f"w{int(slot)}")
+    return pd.Series(labels, index=jobs.index, dtype="object")
+
+
+def per_worker(h: History) -> pd.DataFrame:
+    """One row per worker that finished jobs in the window: jobs done and failed, busy share
+    (the union of its jobs' start-to-finish spans, clipped to the window, over the window),
+    throughput (audio hours of its done jobs per wall-clock hour of the window), audio hours,
+    mean real-time factor and p95 processing time (s)."""
+    w = h.window
+    rows = []
+    for name, jobs in h.jobs.groupby("worker", sort=True):
+        done = jobs[jobs["state"] == "done"]
+        spans = jobs.dropna(subset=["started_at", "finished_at"])
+        intervals = [
+            (int(a), int(b)) for a, b in zip(spans["started_at"], spans["finished_at"], strict=True)
+        ]
+        busy = ops_aggregates.busy_fraction(intervals, w.start_ms, w.end_ms, max(1, w.span_ms))
+        rate = ops_aggregates.throughput(list(done["duration_ms"].fillna(0)), w.span_ms)
+        p95 = ops_aggregates.percentiles(list(done["processing_s"].dropna()), (95,))[95]
+        rows.append(
+            {
+                "worker": name,
+                "done": len(done),
+                "failed": int((jobs["state"] == "failed").sum()),
+                "busy": format_pct(busy[0][1] if busy else None),
+                "throughput (audio h/h)": None if rate is None else round(rate, 3),
+                "audio h": round(done["duration_ms"].fillna(0).sum() / HOUR_MS, 3),
+                "mean RTF": _round(done["rtf"].mean()) if done["rtf"].notna().any() else None,
+                "p95 processing s": _round(p95),
+            }
+        )
+    columns = ["worker", "done", "failed", "busy", "throughput (audio h/h)", "audio h"]
+    return pd.DataFrame(rows, columns=[*columns, "mean RTF", "p95 processing s"])
 
 
 def rtf_values(h: History) -> pd.DataFrame:
@@ -435,23 +493,29 @@ def capacity_facts(report: CapacityReport) -> dict[str, str]:
 
 
 def busy_series(h: History) -> pd.DataFrame:
-    """The worker's busy share (from the jobs' start and finish), CPU and GPU, in %."""
+    """The workers' busy share (from the jobs' start and finish), CPU and GPU, in %: one
+    series "worker busy" with one worker, "busy w0", "busy w1", ... with several."""
     w = h.window
     jobs = h.jobs.dropna(subset=["started_at", "finished_at"])
-    intervals = [
-        (int(s), int(e)) for s, e in zip(jobs["started_at"], jobs["finished_at"], strict=True)
-    ]
-    busy = ops_aggregates.busy_fraction(intervals, w.start_ms, w.end_ms, w.bucket_ms)
-    frame = pd.DataFrame(busy, columns=["at", "fraction"])
-    parts = [
-        pd.DataFrame(
-            {
-                "time": _times(frame["at"]),
-                "series": "worker busy",
-                "percent": frame["fraction"] * 100,
-            }
+    groups = list(jobs.groupby("worker", sort=True)) if not jobs.empty else []
+    if len(groups) <= 1:
+        groups = [("", jobs)]
+    parts = []
+    for name, group in groups:
+        intervals = [
+            (int(s), int(e)) for s, e in zip(group["started_at"], group["finished_at"], strict=True)
+        ]
+        busy = ops_aggregates.busy_fraction(intervals, w.start_ms, w.end_ms, w.bucket_ms)
+        frame = pd.DataFrame(busy, columns=["at", "fraction"])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "time": _times(frame["at"]),
+                    "series": f"busy {name}" if name else "worker busy",
+                    "percent": frame["fraction"] * 100,
+                }
+            )
         )
-    ]
     loads = load_series(h)
     if not loads.empty:
         parts.append(loads)

@@ -27,7 +27,14 @@ from engine.dashboard.operations_view import (
 from engine.ops import app_log
 from engine.store import Store, now_ms
 
-INCIDENT_EVENT_KINDS = ("alert.", "job.poison", "job.requeued", "worker.recycle", "model.error")
+INCIDENT_EVENT_KINDS = (
+    "alert.",
+    "job.poison",
+    "job.requeued",
+    "worker.recycle",
+    "worker.exit",
+    "model.error",
+)
 
 
 @dataclass
@@ -38,6 +45,69 @@ class StabilityReport:
     trends: dict[str, ops_aggregates.Trend]
     availability: ops_aggregates.Availability
     methods: list[str]
+    workers: list[WorkerStability]
+
+
+@dataclass(frozen=True)
+class WorkerStability:
+    """One worker (slot of SEACO_WORKERS) over a window: the share of the window, from its
+    first recorded start, during which a process of it was running (start to last
+    heartbeat), and its process starts, crashes (non-zero exits) and recycles."""
+
+    worker: str  # "w0", or "host/w0" when workers of several hosts are recorded
+    device: str
+    up_ms: int
+    span_ms: int  # the window from the worker's first recorded start on
+    starts: int
+    crashes: int
+    recycles: int
+
+    @property
+    def availability(self) -> float | None:
+        return self.up_ms / self.span_ms if self.span_ms > 0 else None
+
+
+def worker_stability(store: Store, h: History, now: int | None = None) -> list[WorkerStability]:
+    """Per worker slot, from the store's worker rows (one per process start, kept a week:
+    WORKER_ROWS_KEPT_MS) and the window's worker.start / worker.exit / worker.recycle events
+    (which name their slot; older events without one count for w0, the only worker then)."""
+    w = h.window
+    end = min(w.end_ms, now_ms() if now is None else now)
+    rows = store.workers()
+    hosts = {r["hostname"] for r in rows}
+    grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault((row["hostname"], int(row.get("slot") or 0)), []).append(row)
+    counts: dict[tuple[str, int], dict[str, int]] = {}
+    kinds = {"worker.start": "starts", "worker.exit": "crashes", "worker.recycle": "recycles"}
+    for event in h.events:
+        if event["kind"] in kinds:
+            data = event.get("data") or {}
+            key = (data.get("host") or "", int(data.get("slot") or 0))
+            tally = counts.setdefault(key, {"starts": 0, "crashes": 0, "recycles": 0})
+            tally[kinds[event["kind"]]] += 1
+    out = []
+    for (host, slot), procs in sorted(grouped.items()):
+        first = min(r["started_at"] for r in procs)
+        intervals = [(int(r["started_at"]), int(r["heartbeat_at"])) for r in procs]
+        span_start = max(w.start_ms, first)
+        up = ops_aggregates.busy_fraction(intervals, span_start, end, max(1, end - span_start))
+        span = max(0, end - span_start)
+        tally = counts.get((host, slot)) or counts.get(("", slot)) or {}
+        newest = max(procs, key=lambda r: r["started_at"])
+        info = newest.get("info") or {}
+        out.append(
+            WorkerStability(
+                worker=f"{host}/w{slot}" if len(hosts) > 1 else f"w{slot}",
+                device=str(info.get("device") or newest.get("device") or "?"),
+                up_ms=round(up[0][1] * span) if up and span else 0,
+                span_ms=span,
+                starts=tally.get("starts", 0),
+                crashes=tally.get("crashes", 0),
+                recycles=tally.get("recycles", 0),
+            )
+        )
+    return out
 
 
 def stability(
@@ -103,6 +173,16 @@ def stability(
             rows.append(_row("VRAM trend", "CPU mode", "no GPU readings in this window"))
             continue
         rows.append(_row(f"{name} trend", trend.verdict, trend.describe()))
+    workers = worker_stability(store, h)
+    for ws in workers:
+        rows.append(
+            _row(
+                f"Worker {ws.worker} availability",
+                format_pct(ws.availability),
+                f"{ws.device}: running {_hours(ws.up_ms)} of {_hours(ws.span_ms)}; "
+                f"{ws.starts} start(s), {ws.crashes} crash(es), {ws.recycles} recycle(s)",
+            )
+        )
     rows += [
         _row(
             "Error log lines",
@@ -134,11 +214,16 @@ def stability(
         "200 with status ok. Stretches without probes (no worker running) are listed as "
         "incidents, not counted.",
         "Job success rate: done / (done + failed) among jobs finished in the window.",
+        "Worker availability (one row per worker, w0, w1, ...): the share of the window, from "
+        "the worker's first recorded start on, during which a process of it ran (from its start "
+        "to its last heartbeat; worker rows are kept a week). Time the whole service was "
+        "stopped counts against every worker alike; starts, crashes (non-zero exits) and "
+        "recycles are its worker.start, worker.exit and worker.recycle events.",
         "Memory trend: " + ops_aggregates.LEAK_METHOD,
         "Outliers: real-time factor above Tukey's far-out fence "
         f"(Q3 + {ops_aggregates.OUTLIER_IQR:g} x IQR).",
     ]
-    return StabilityReport(win, rows, incidents, trends, avail, methods)
+    return StabilityReport(win, rows, incidents, trends, avail, methods, workers)
 
 
 def _incidents(store: Store, settings: Settings, h: History) -> list[dict[str, Any]]:
@@ -271,6 +356,28 @@ def _incident(at: Any, kind: str, detail: str) -> dict[str, Any]:
 
 def _mb(value: float | None) -> str:
     return "–" if value is None or pd.isna(value) else f"{value / MB:,.0f} MB"
+
+
+def _hours(ms: float) -> str:
+    return f"{ms / 3_600_000:.2f} h"
+
+
+def worker_table(report: StabilityReport) -> list[dict[str, Any]]:
+    """The per-worker rows for the page: availability, running time, starts, crashes,
+    recycles."""
+    return [
+        {
+            "worker": ws.worker,
+            "device": ws.device,
+            "availability": format_pct(ws.availability),
+            "running": _hours(ws.up_ms),
+            "of": _hours(ws.span_ms),
+            "starts": ws.starts,
+            "crashes": ws.crashes,
+            "recycles": ws.recycles,
+        }
+        for ws in report.workers
+    ]
 
 
 def _span(start_ms: float, end_ms: float) -> str:

@@ -1,5 +1,6 @@
 """What the System page shows: the device and GPUs, the models the worker really loaded,
-package versions, the worker, the queue and the disk, as plain values."""
+package versions, each worker (one row per slot of SEACO_WORKERS), the queue and the disk,
+as plain values."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from engine import __version__
 from engine.config import SETTINGS, Settings
 from engine.ops import gpu
-from engine.ops.health import health, uses_random_weights
+from engine.ops.health import health, uses_random_weights, worker_states
 from engine.store import Store, now_ms
 
 PACKAGES = ("seaco-asr", "funasr", "torch", "streamlit", "av", "fastapi", "nvidia-ml-py")
@@ -132,17 +133,59 @@ def model_rows(worker: WorkerView | None) -> list[dict[str, Any]]:
     ]
 
 
+def worker_rows(store: Store, settings: Settings, now: int | None = None) -> list[dict[str, Any]]:
+    """One row per worker slot (SEACO_WORKERS: w0, w1, ...) with its newest process: device,
+    torch threads, whether it is alive, its state, heartbeat age, pid, host, the job it holds,
+    jobs done and failed since that process started, and its memory at the last heartbeat."""
+    now = now_ms() if now is None else now
+    rows = []
+    for w in worker_states(store.workers(), settings, now):
+        row, info = w.fields, w.fields.get("info") or {}
+        rows.append(
+            {
+                "worker": w.name,
+                "device": w.device,
+                "threads": w.slot.threads or None,
+                "alive": "yes" if w.alive else "NO",
+                "state": row.get("state", "not started"),
+                "heartbeat": "–" if w.heartbeat_age_s is None else f"{w.heartbeat_age_s:.0f} s ago",
+                "pid": row.get("pid"),
+                "host": w.host,
+                "current job": row.get("current_job_id"),
+                "jobs done": row.get("jobs_done"),
+                "jobs failed": row.get("jobs_failed"),
+                "RSS": human_bytes(info["rss_mb"] * 2**20) if info.get("rss_mb") else "–",
+            }
+        )
+    return rows
+
+
 def overview(store: Store, settings: Settings, gpus: gpu.GpuSnapshot) -> dict[str, str]:
-    """The headline numbers at the top of the page."""
+    """The headline numbers at the top of the page. With several workers, "Worker" says how
+    many are alive and "Current job" lists the jobs they hold."""
     worker = worker_view(store)
     disk = shutil.disk_usage(settings.data_dir)
+    states = worker_states(store.workers(), settings, now_ms())
+    several = len(states) > 1
+    held = [
+        str(w.fields["current_job_id"])
+        for w in states
+        if w.alive and w.fields.get("current_job_id")
+    ]
+    if several:
+        alive = sum(w.alive for w in states)
+        worker_state = f"{alive} of {sum(w.configured for w in states)} alive"
+        current = ", ".join(held) or "–"
+    else:
+        worker_state = "none" if worker is None else worker.state
+        current = (
+            "–" if worker is None or worker.current_job_id is None else f"{worker.current_job_id}"
+        )
     return {  # short values: st.metric cuts long ones off
         "Device": device_label(worker, gpus, settings.device),
-        "Worker": "none" if worker is None else worker.state,
+        "Worker" + ("s" if several else ""): worker_state,
         "Heartbeat": "–" if worker is None else f"{worker.heartbeat_age_s:.0f} s ago",
-        "Current job": "–"
-        if worker is None or worker.current_job_id is None
-        else f"{worker.current_job_id}",
+        "Current job" + ("s" if several and len(held) > 1 else ""): current,
         "Queue": f"{store.queue_depth()} / {settings.queue_max}",
         "Database": human_bytes(store.database_bytes()),
         "Free disk": human_bytes(disk.free),

@@ -50,6 +50,14 @@ class Recovery:
     poisoned: list[int]
 
 
+# A claim records which worker (host and slot, from its registered row) took the attempt;
+# two parameters: the owner's id twice. An owner that never registered leaves them NULL.
+_CLAIMED_BY = (
+    "worker_host = (SELECT hostname FROM workers WHERE id = ?),"
+    " worker_slot = (SELECT slot FROM workers WHERE id = ?)"
+)
+
+
 class QueueSide(Database):
     """Claim, lease, finish, recover and cancel jobs; the workers' own rows."""
 
@@ -59,13 +67,13 @@ class QueueSide(Database):
         now = now_ms() if now is None else now
         with self._write() as conn:
             row = conn.execute(
-                """UPDATE jobs SET state = 'running', stage = 'decoding', lease_owner = ?,
+                f"""UPDATE jobs SET state = 'running', stage = 'decoding', lease_owner = ?,
                        lease_expires_at = ?, attempts = attempts + 1, started_at = ?,
-                       updated_at = ?, queue_wait_ms = ? - submitted_at
+                       updated_at = ?, queue_wait_ms = ? - submitted_at, {_CLAIMED_BY}
                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued'
                                ORDER BY priority DESC, id LIMIT 1)
                    RETURNING id""",
-                (owner, now + lease_s * 1000, now, now, now),
+                (owner, now + lease_s * 1000, now, now, now, owner, owner),
             ).fetchone()
         return None if row is None else self.get(row[0])
 
@@ -77,12 +85,12 @@ class QueueSide(Database):
         now = now_ms() if now is None else now
         with self._write() as conn:
             row = conn.execute(
-                """UPDATE jobs SET state = 'running', stage = 'decoding', lease_owner = ?,
+                f"""UPDATE jobs SET state = 'running', stage = 'decoding', lease_owner = ?,
                        lease_expires_at = ?, attempts = attempts + 1, started_at = ?,
-                       updated_at = ?, queue_wait_ms = ? - submitted_at
+                       updated_at = ?, queue_wait_ms = ? - submitted_at, {_CLAIMED_BY}
                    WHERE id = ? AND state = 'queued'
                    RETURNING id""",
-                (owner, now + lease_s * 1000, now, now, now, job_id),
+                (owner, now + lease_s * 1000, now, now, now, owner, owner, job_id),
             ).fetchone()
         return None if row is None else self.get(row[0])
 
@@ -388,13 +396,26 @@ class QueueSide(Database):
         return True
 
     # --- workers and heartbeats ----------------------------------------------------------------
-    def register_worker(self, worker_id: str, pid: int, hostname: str) -> None:
-        now = now_ms()
+    def register_worker(
+        self,
+        worker_id: str,
+        pid: int,
+        hostname: str,
+        *,
+        slot: int = 0,
+        device: str | None = None,
+        threads: int | None = None,
+        now: int | None = None,
+    ) -> None:
+        """A worker process starting: its row, with the slot of SEACO_WORKERS it runs (0, 1,
+        ...), the device it was given and its torch thread count."""
+        now = now_ms() if now is None else now
         with self._write() as conn:
             conn.execute(
                 """INSERT OR REPLACE INTO workers (id, pid, hostname, started_at, heartbeat_at,
-                       state) VALUES (?, ?, ?, ?, ?, 'starting')""",
-                (worker_id, pid, hostname, now, now),
+                       state, slot, device, threads)
+                   VALUES (?, ?, ?, ?, ?, 'starting', ?, ?, ?)""",
+                (worker_id, pid, hostname, now, now, slot, device, threads),
             )
 
     def heartbeat(
@@ -439,6 +460,8 @@ class QueueSide(Database):
                 )
 
     def workers(self) -> list[dict[str, Any]]:
+        """Every worker row (one per process start, kept a week), the latest heartbeat
+        first; `info` decoded from its JSON."""
         rows = self._rows("SELECT * FROM workers ORDER BY heartbeat_at DESC")
         for row in rows:
             row["info"] = json.loads(row["info"]) if row["info"] else {}

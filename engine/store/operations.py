@@ -174,9 +174,22 @@ class OperationsSide(Database):
         return self._rows(
             """SELECT id, state, priority, source, original_name, attempts, submitted_at,
                    started_at, finished_at, queue_wait_ms, decode_ms, inference_ms, total_ms,
-                   rtf, duration_ms, error, error_class
+                   rtf, duration_ms, error, error_class, worker_host, worker_slot
                FROM jobs WHERE finished_at >= ? AND finished_at < ? ORDER BY finished_at""",
             (int(start), int(end)),
+        )
+
+    def jobs_by_worker(self) -> list[dict[str, Any]]:
+        """Done and failed jobs per worker that ran them (host, slot; NULL for jobs finished
+        before workers were recorded): `state`, `jobs`, `audio_ms` and `processing_ms`
+        summed, for /metrics."""
+        return self._rows(
+            """SELECT worker_host, worker_slot, state, count(*) AS jobs,
+                   coalesce(sum(duration_ms), 0) AS audio_ms,
+                   coalesce(sum(total_ms), 0) AS processing_ms
+               FROM jobs WHERE state IN ('done', 'failed')
+               GROUP BY worker_host, worker_slot, state
+               ORDER BY worker_host, worker_slot, state"""
         )
 
     def last_event_at(self, kind: str) -> int | None:

@@ -10,6 +10,17 @@ that also renew the running job's lease, the sweep that re-queues jobs of dead w
 telemetry, probes, maintenance and job-completion callbacks. Signal handlers only set flags:
 the first SIGTERM/SIGINT finishes the current job and stops, a second one gives the job back
 to the queue and exits at once.
+
+Several workers on one machine (SEACO_WORKERS): each process runs one slot (`seaco worker
+--slot N`), with that slot's device and torch threads, its own heartbeat, leases, memory
+guard and decode-ahead helper; its id names the slot (`<host>-w1-<pid>-<random>`). Claims
+stay exclusive (one `UPDATE ... RETURNING` in a write transaction). The work that must
+happen once per machine, not once per worker (telemetry of the machine, the /health
+self-probe, maintenance, callbacks) runs in slot 0 only: every instance has a slot 0, the
+supervisor keeps it alive like any other, and maintenance already makes up a run that fell
+due while it was down, so no lock is needed (and none can be left behind by a killed
+holder). The stale-lease sweep runs in every worker: it only re-queues jobs whose lease
+expired, which a live sibling's heartbeat never lets happen, so running it twice is safe.
 """
 
 from __future__ import annotations
@@ -30,12 +41,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine import audio, callbacks
-from engine.config import Settings
-from engine.errors import DatabaseError, SeacoError, StorageFullError
+from engine.config import Settings, WorkerSlot
+from engine.errors import ConfigError, DatabaseError, SeacoError, StorageFullError
 from engine.hotword_vocabulary import HotwordSelection, select_hotwords
 from engine.hotwords import default_hotwords, merge_hotwords
 from engine.jobs import Job
 from engine.ops import maintenance, telemetry
+from engine.ops.health import configured_workers
 from engine.store import JobResult, Store, open_store
 from engine.worker.decode_ahead import PcmCache, Prefetcher
 from engine.worker.job_batching import pick_companions
@@ -85,7 +97,10 @@ class Worker:
         pipeline_factory: PipelineFactory = load_pipeline,
         burst: bool = False,
         max_jobs: int | None = None,
+        slot: int = 0,
     ):
+        self.slot = worker_slot(settings, slot)
+        settings = settings.for_slot(self.slot)  # its device and torch threads
         self.settings = settings
         self.store = store or open_store(
             settings.db_path, busy_timeout_s=settings.db_busy_timeout_s
@@ -93,7 +108,8 @@ class Worker:
         self.pipeline_factory = pipeline_factory
         self.burst = burst  # drain the queue, then stop (rq's work(burst=True); for tests)
         self.max_jobs = max_jobs  # `--max-jobs`; otherwise SEACO_WORKER_MAX_JOBS applies
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.hostname = socket.gethostname()
+        self.id = f"{self.hostname}-{self.slot.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.pipeline: Pipeline | None = None
         self.model_error: str | None = None
         self.model_info: dict[str, Any] = {}
@@ -115,12 +131,32 @@ class Worker:
             )
 
     # --- lifecycle ---------------------------------------------------------------------------
+    @property
+    def machine_work(self) -> bool:
+        """Whether this worker runs the once-per-machine work (slot 0; module docstring)."""
+        return self.slot.index == 0
+
+    def describe(self) -> dict[str, Any]:
+        """Who this worker is, for its events: slot name, index, host, device, threads."""
+        return {
+            "worker": self.slot.name, "slot": self.slot.index, "host": self.hostname,
+            "device": self.slot.device, "threads": self.slot.threads, "id": self.id,
+        }  # fmt: skip
+
     def initialize(self) -> None:
         self.settings.ensure_dirs()
-        self.store.register_worker(self.id, os.getpid(), socket.gethostname())
+        self.store.register_worker(
+            self.id, os.getpid(), self.hostname,
+            slot=self.slot.index, device=self.slot.device, threads=self.slot.threads,
+        )  # fmt: skip
         self.store.prune_workers(older_than_ms=WORKER_ROWS_KEPT_MS)
         self.recover()
-        self.store.add_event("worker.start", f"Worker {self.id} started.")
+        self.store.add_event(
+            "worker.start",
+            f"Worker {self.slot.name} ({self.id}, {self.slot.device}, "
+            f"{self.slot.threads} thread{'s' if self.slot.threads != 1 else ''}) started.",
+            data={**self.describe(), "pid": os.getpid()},
+        )
 
     def load_model(self) -> bool:
         """Load the pipeline; on failure remember why (for /health) and try again later."""
@@ -285,8 +321,8 @@ class Worker:
         log.warning("%s", reason)
         try:
             self.store.add_event(
-                "worker.recycle", reason,
-                data={"worker": self.id, "rss_mb": round(rss), "vram_mb": vram, "jobs": jobs},
+                "worker.recycle", f"{self.slot.name}: {reason}",
+                data={**self.describe(), "rss_mb": round(rss), "vram_mb": vram, "jobs": jobs},
             )  # fmt: skip
         except Exception:  # the stop matters more than its record
             log.exception("could not record the recycle")
@@ -451,10 +487,11 @@ class Worker:
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.heartbeat_s)
         scheduler.add_job(self.recover, "interval", seconds=max(1, self.settings.lease_s // 2))
         # Operations (on their own thread pool): telemetry, the /health self-probe,
-        # maintenance, job-completion callbacks.
-        telemetry.register(scheduler, self.settings, self.store)
-        maintenance.register(scheduler, self.settings, self.store)
-        callbacks.register(scheduler, self.settings, self.store)
+        # maintenance, job-completion callbacks; once per machine, so in slot 0 only.
+        if self.machine_work:
+            telemetry.register(scheduler, self.settings, self.store)
+            maintenance.register(scheduler, self.settings, self.store)
+            callbacks.register(scheduler, self.settings, self.store)
         scheduler.start()
         queue = threading.Thread(target=self._consume_logged, name="seaco-queue", daemon=True)
         queue.start()
@@ -485,7 +522,9 @@ class Worker:
             self.heartbeat()
             self.store.add_event(
                 "worker.stop",
-                f"Worker {self.id} stopped after {self.jobs_done} done, {self.jobs_failed} failed.",
+                f"Worker {self.slot.name} ({self.id}) stopped after {self.jobs_done} done, "
+                f"{self.jobs_failed} failed.",
+                data=self.describe(),
             )
         except Exception:
             log.exception("could not record the worker's stop")
@@ -503,17 +542,36 @@ class Worker:
         signal.signal(signal.SIGINT, handle)
 
 
+def worker_slot(settings: Settings, index: int) -> WorkerSlot:
+    """Slot `index` of SEACO_WORKERS on this machine; ConfigError when there is none."""
+    slots = configured_workers(settings)
+    if not 0 <= index < len(slots):
+        raise ConfigError(
+            f"There is no worker slot {index}: SEACO_WORKERS={settings.workers} gives "
+            f"{len(slots)} worker{'s' if len(slots) != 1 else ''} here (slots 0 to "
+            f"{len(slots) - 1})."
+        )
+    return slots[index]
+
+
 def run_worker(
     settings: Settings,
     *,
     burst: bool = False,
     max_jobs: int | None = None,
     pipeline_factory: PipelineFactory = load_pipeline,
+    slot: int = 0,
 ) -> int:
-    """Run a worker until it is stopped, drained (`burst`) or recycled; 0 after a clean stop."""
-    worker = Worker(settings, burst=burst, max_jobs=max_jobs, pipeline_factory=pipeline_factory)
+    """Run a worker (slot `slot` of SEACO_WORKERS) until it is stopped, drained (`burst`)
+    or recycled; 0 after a clean stop."""
+    worker = Worker(
+        settings, burst=burst, max_jobs=max_jobs, pipeline_factory=pipeline_factory, slot=slot
+    )
     worker.install_signal_handlers()
-    log.info("worker %s starting (data dir %s)", worker.id, Path(settings.data_dir))
+    log.info(
+        "worker %s starting (%s, %d torch threads, data dir %s)",
+        worker.id, worker.slot.device, worker.slot.threads, Path(settings.data_dir),
+    )  # fmt: skip
     code = worker.run()
     if code != 0:
         logging.shutdown()

@@ -1,5 +1,10 @@
 """`seaco serve`: start the web and worker processes, keep them alive, stop them cleanly.
 
+One worker process per slot of SEACO_WORKERS (`engine.ops.health.configured_workers`: w0,
+w1, ..., each `seaco worker --slot N` with its own device and torch threads). Each slot is a
+child of its own: its own restart back-off, hard time limit and recovery of the job it
+held; a dying worker never touches its siblings or their jobs.
+
 One instance per data directory, found through <data>/seaco.pid: a stale instance is stopped
 before a new one starts. Children write to <data>/logs/app.log. A worker that dies is started
 again after a back-off (1 s doubling to 30 s, reset once it has lived a minute); the job it
@@ -31,9 +36,10 @@ from typing import IO, TypeVar
 import psutil
 
 from engine.app_files import APP_DIR
-from engine.config import Settings
+from engine.config import Settings, WorkerSlot
 from engine.errors import ConfigError
 from engine.intake import remove_stale_temp
+from engine.ops.health import configured_workers
 from engine.worker.watchdog import Watchdog
 
 log = logging.getLogger("seaco.supervisor")
@@ -153,6 +159,11 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     started_ms: int = 0  # wall clock, to tell this process's worker rows from older ones
     killed_for_timeout: bool = False
+    slot: WorkerSlot | None = None  # a worker's slot of SEACO_WORKERS; None for the web
+
+    @property
+    def is_worker(self) -> bool:
+        return self.slot is not None
 
 
 def web_argv(settings: Settings) -> list[str]:
@@ -169,8 +180,19 @@ def web_argv(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_argv() -> list[str]:
-    return [sys.executable, "-m", "engine.cli", "worker"]
+def worker_argv(slot: int = 0) -> list[str]:
+    return [sys.executable, "-m", "engine.cli", "worker", "--slot", str(slot)]
+
+
+# Thread pools that libraries other than torch size from the core count; a worker gets its
+# slot's thread count in them too (unless the operator set them), so that workers sharing a
+# CPU do not each start a thread per core.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def worker_env(env: dict[str, str], slot: WorkerSlot) -> dict[str, str]:
+    threads = {name: str(slot.threads) for name in THREAD_ENV if name not in env}
+    return {**env, **threads}
 
 
 class Supervisor:
@@ -181,9 +203,18 @@ class Supervisor:
         # Uploads are spooled by the web framework before our code sees them: keep those
         # files on the data disk (watched by /health, cleaned at start), not in a RAM /tmp.
         web_env = {**env, "TMPDIR": str(settings.tmp_dir)}
+        self.slots = configured_workers(settings)
         self.children = [
             Child("web", web_argv(settings), env=web_env),
-            Child("worker", worker_argv(), env=env),
+            *(
+                Child(
+                    f"worker {slot.name}" if len(self.slots) > 1 else "worker",
+                    worker_argv(slot.index),
+                    env=worker_env(env, slot),
+                    slot=slot,
+                )  # fmt: skip
+                for slot in self.slots
+            ),
         ]
         self.stopping = False
         self.watchdog = Watchdog(settings)
@@ -210,15 +241,16 @@ class Supervisor:
         if not _has_exited(child.process):
             if time.monotonic() - child.started_at > 60:
                 child.backoff_s = 1.0
-            if child.name == "worker":
+            if child.is_worker:
                 self._enforce_time_limit(child)
             return
         code = _reap(child.process)
         child.restarts += 1
         pid = child.process.pid
         child.process = None
-        if child.name == "worker":
-            self._db(lambda: self.watchdog.worker_exited(pid, child.started_ms, code))
+        if child.slot is not None:
+            slot = child.slot
+            self._db(lambda: self.watchdog.worker_exited(pid, child.started_ms, code, slot))
         if code == 0 or child.killed_for_timeout:
             # planned: the memory guard / job quota, or a job killed for its time limit; the
             # process itself was healthy, so a fresh one starts at once

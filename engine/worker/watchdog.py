@@ -15,7 +15,7 @@ import logging
 import socket
 from dataclasses import dataclass
 
-from engine.config import Settings
+from engine.config import Settings, WorkerSlot
 from engine.jobs import Job
 from engine.store import Recovery, Store, now_ms, open_store
 
@@ -79,15 +79,29 @@ class Watchdog:
         self.store.add_event("job.timeout", message, level="error", job_id=job.id)
         return outcome
 
-    def worker_exited(self, pid: int, started_ms: int, code: int | None) -> Recovery:
-        """The worker process ended: recover the job it held now rather than when its lease
-        runs out, and say so in the event log (a clean exit, code 0, is not news)."""
+    def worker_exited(
+        self, pid: int, started_ms: int, code: int | None, slot: WorkerSlot | None = None
+    ) -> Recovery:
+        """The worker process `pid` (of `slot`) ended: recover the jobs it held now rather
+        than when their leases run out (only its own: a sibling's are never touched), and
+        say so in the event log (a clean exit, code 0, is not news)."""
         recovery = self.store.abandon_jobs_of(self._worker_ids(pid, started_ms))
         if code != 0:
+            name = f"worker {slot.name}" if slot is not None else "worker"
             self.store.add_event(
                 "worker.exit",
-                f"The worker (pid {pid}) exited with code {code}; a new one is being started.",
+                f"The {name} (pid {pid}) exited with code {code}; a new one is being started.",
                 level="error",
+                data=None
+                if slot is None
+                else {
+                    "worker": slot.name,
+                    "slot": slot.index,
+                    "host": self.hostname,
+                    "device": slot.device,
+                    "pid": pid,
+                    "code": code,
+                },  # fmt: skip
             )
         record_recovery(self.store, recovery)
         return recovery

@@ -306,9 +306,10 @@ def test_migration_004_rekeys_existing_search_rows_by_job(settings, tmp_path):
     old_schema.mkdir()
     for path in SCHEMA_DIR.glob("00[123]_*.sql"):
         shutil.copy(path, old_schema)
-    # today's submit() writes 008's columns too; 008 only adds columns, so applying it early
-    # leaves what this test is about (004's search rows) as it was before 004
-    shutil.copy(next(SCHEMA_DIR.glob("008_*.sql")), old_schema)
+    # today's submit() and claim() write 008's and 010's columns too; both only add columns,
+    # so applying them early leaves what this test is about (004's search rows) as before 004
+    for early in ("008", "010"):
+        shutil.copy(next(SCHEMA_DIR.glob(f"{early}_*.sql")), old_schema)
     old = Store(settings.db_path, schema_dir=old_schema)
     old.migrate()
     for n in range(3):
