@@ -17,6 +17,7 @@ from engine.callbacks import callback_view
 from engine.errors import QueueFullError
 from engine.intake import submit_batch, submit_upload
 from engine.jobs import PRIORITY_LIVE, PRIORITY_NORMAL, Job, JobState, job_document
+from engine.web import api_docs
 from engine.web.auth import require_token
 from engine.web.error_handlers import (
     JOBS_API,
@@ -172,10 +173,13 @@ def create_api() -> FastAPI:
     api = FastAPI(
         title="seaco-asr jobs API",
         version=__version__,
+        docs_url=None,  # api_docs serves Swagger UI from local files instead of a CDN
+        redoc_url=None,
         description="Submit audio, follow jobs, fetch transcripts. Errors: "
         '`{"error": {"code", "message", "status"}}`.',
         dependencies=[Depends(require_token)],
     )
+    api_docs.install(api)
     install_error_handlers(api, JOBS_API)
     api.include_router(router)
     return api

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from engine import __version__, export, web_process
 from engine.intake import submit_upload
 from engine.jobs import PRIORITY_LIVE, Job, JobState
+from engine.web import api_docs
 from engine.web.auth import require_token
 from engine.web.error_handlers import OPENAI_API, install_error_handlers, openai_error_body
 
@@ -167,8 +168,11 @@ def create_openai_api() -> FastAPI:
     app = FastAPI(
         title="seaco-asr OpenAI-compatible API",
         version=__version__,
+        docs_url=None,  # api_docs serves Swagger UI from local files instead of a CDN
+        redoc_url=None,
         dependencies=[Depends(require_token)],
     )
+    api_docs.install(app)
     install_error_handlers(app, OPENAI_API)
     app.include_router(router)
     return app
