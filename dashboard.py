@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine import web_process
-from engine.dashboard import system_info
+from engine.dashboard import system_info, widgets
 
 st.set_page_config(page_title="SeACo ASR", page_icon="🎙️", layout="wide")
 
@@ -40,5 +40,6 @@ def sidebar_status() -> None:
 
 with st.sidebar:
     sidebar_status()
+    widgets.api_docs_link()
 
 page.run()

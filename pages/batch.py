@@ -1,9 +1,10 @@
-"""Batch: upload many files at once, follow each file live, download all results."""
+"""Batch: upload many files at once, follow each file live, download all results. The batch
+is in the address (`/batch?batch=3f2a...`), so a reload or a shared link shows it again."""
 
 import streamlit as st
 
 from engine import audio, export, hotword_vocabulary, web_process
-from engine.dashboard import formatting, jobs_page
+from engine.dashboard import formatting, jobs_page, widgets
 from engine.errors import SeacoError
 from engine.hotwords import default_hotwords
 from engine.intake import submit_batch
@@ -13,17 +14,21 @@ st.title("Batch transcription")
 settings = web_process.settings()
 store = web_process.store()
 batches: list[str] = st.session_state.setdefault("batches", [])
+link = jobs_page.read_batch_link(st.query_params)
+if link.problem:
+    st.warning(link.problem)
+if link.batch_id and link.batch_id not in batches:
+    batches.insert(0, link.batch_id)  # opened from a link: listed with this session's own
 
 with st.form("batch", clear_on_submit=True):
-    uploads = st.file_uploader(
-        "Audio or video files",
-        type=list(audio.SUPPORTED_EXTENSIONS),
-        accept_multiple_files=True,
+    uploads = widgets.file_uploader(
+        "Audio or video files", settings, audio.SUPPORTED_EXTENSIONS, accept_multiple_files=True
     )
     hotwords = st.text_input(
         "Hotwords for the whole batch (optional)",
         placeholder="科哥, Paraformer",
-        help="Always added: " + (", ".join(default_hotwords(store, settings)) or "none"),
+        help="Separated by commas or spaces (a space splits a phrase). Always added: "
+        + (", ".join(default_hotwords(store, settings)) or "none"),
     )
     submitted = st.form_submit_button("Queue batch", type="primary")
 
@@ -34,7 +39,10 @@ if submitted:
         batch = submit_batch(store, settings, [(u, u.name) for u in uploads], hotwords=hotwords)
         if batch.accepted:
             batches.insert(0, batch.batch_id)
+            st.query_params.from_dict({"batch": batch.batch_id})
             st.success(f"Queued {len(batch.accepted)} files as batch {batch.batch_id}.")
+            for note in formatting.hotword_split_notes(hotwords):
+                st.info(note)
             for warning in hotword_vocabulary.hotword_warnings(
                 batch.accepted[0].hotwords, settings.asr_model
             ):
@@ -43,22 +51,48 @@ if submitted:
             st.error(f"{name}: {exc}")
 
 if not batches:
-    st.info("Batches you queue in this session appear here.")
+    st.info("Batches you queue in this session, or open by their link, appear here.")
     st.stop()
 
-batch_id = st.selectbox("Batch", batches, format_func=lambda b: f"batch {b}")
+# The address names the batch shown (a link, a reload, the batch just queued); without one
+# (the sidebar's link drops it) the session's choice is shown and written into the address.
+wanted = jobs_page.read_batch_link(st.query_params).batch_id
+if wanted in batches:
+    st.session_state["batch_choice"] = wanted
 
 
-@st.fragment(run_every=1)
-def show_batch(batch_id: str) -> None:
-    fraction, line = formatting.batch_summary(store.batch_counts(batch_id))
+def show_in_address() -> None:
+    st.query_params.from_dict({"batch": st.session_state["batch_choice"]})
+
+
+batch_id = st.selectbox(
+    "Batch",
+    batches,
+    key="batch_choice",
+    on_change=show_in_address,
+    format_func=lambda b: f"batch {b}",
+)
+if wanted != batch_id:
+    st.query_params.from_dict({"batch": batch_id})
+
+
+def show_batch(batch_id: str, was_active: bool) -> None:
+    counts = store.batch_counts(batch_id)
+    if not sum(counts.values()):
+        st.warning(f"There is no batch {batch_id} (or all its jobs were deleted).")
+        return
+    active = formatting.batch_unfinished(counts)
+    if was_active and not active:
+        st.rerun()  # finished: draw once more, without the timer
+    fraction, line = formatting.batch_summary(counts)
     st.progress(fraction, text=line)
     jobs = store.list_jobs(batch_id=batch_id, limit=1000)
     st.dataframe(
         formatting.batch_rows(jobs),
         hide_index=True,
         width="stretch",
-        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0)},
+        placeholder=jobs_page.MISSING,
+        column_config=widgets.batch_columns(),
     )
     done = [j for j in jobs if j.state.value == "done"]
     if not done:
@@ -78,4 +112,5 @@ def show_batch(batch_id: str) -> None:
     )
 
 
-show_batch(batch_id)
+unfinished = formatting.batch_unfinished(store.batch_counts(batch_id))
+widgets.live_fragment(unfinished, show_batch)(batch_id, unfinished)

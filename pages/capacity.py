@@ -1,5 +1,6 @@
-"""Capacity: from measured processing times, the load one worker sustains, how many
-real-time streams it serves at a target latency, and the queue wait at an arrival rate."""
+"""Capacity: from measured processing times, the load one worker sustains, how many sources
+sending a short clip at a steady pace it answers within a target latency, and the queue wait
+at an arrival rate."""
 
 import streamlit as st
 
@@ -10,11 +11,17 @@ store = web_process.store()
 tz = jobs_page.zone(st.context.timezone)
 
 st.title("Capacity")
-win = widgets.time_window("capacity", default="7 d", tz=tz, label="Measured over")
+win = widgets.time_window(
+    "capacity",
+    default="7 d",
+    tz=tz,
+    label="Measured over",
+    since_ms=widgets.service_start_ms(store),
+)
 
 left, middle, right = st.columns(3)
-target = left.number_input("Target latency (s)", min_value=0.1, value=5.0, step=0.5)
-chunk = middle.number_input("Stream chunk length (s)", min_value=0.5, value=10.0, step=1.0)
+target = left.number_input("Target latency per clip (s)", min_value=0.1, value=5.0, step=0.5)
+chunk = middle.number_input("Clip length (s)", min_value=0.5, value=10.0, step=1.0)
 rate = right.number_input("Arrival rate (jobs per hour)", min_value=0.0, value=60.0, step=10.0)
 
 report = operations_view.capacity(
@@ -28,16 +35,12 @@ else:
         for column, (label, value) in zip(st.columns(4), row, strict=False):
             column.metric(label, value)
     if report.streams is not None:
-        s = report.streams
-        latency = "–" if s.latency_s is None else f"{s.latency_s:.2f} s"
-        st.write(
-            f"**{s.streams}** concurrent real-time streams, each sending {chunk:g} s of audio "
-            f"every {chunk:g} s, keep the mean latency within {target:g} s (at that count: "
-            f"{latency}; one chunk takes {s.chunk_service_s:.2f} s). Limited by "
-            f"{s.limited_by}."
-        )
+        st.write(ops_aggregates.clip_sources_sentence(report.streams, chunk, target))
 
 st.subheader("Utilisation over time")
-st.altair_chart(ops_charts.lines(report.busy, "percent", "%"), width="stretch")
+st.altair_chart(
+    ops_charts.lines(report.busy, "percent", "%", window=widgets.window_bounds(win)),
+    width="stretch",
+)
 with st.expander("Method"):
     st.markdown(ops_aggregates.CAPACITY_METHOD)

@@ -4,7 +4,7 @@ listen, read, export, cancel, retry or delete it. `?job=12&t=3400` opens job 12 
 import streamlit as st
 
 from engine import export, intake, web_process
-from engine.dashboard import formatting, jobs_page
+from engine.dashboard import formatting, jobs_page, widgets
 from engine.errors import JobNotFoundError, SeacoError
 from engine.jobs import Job, JobState
 
@@ -12,6 +12,7 @@ settings = web_process.settings()
 store = web_process.store()
 tz = jobs_page.zone(st.context.timezone)
 link = jobs_page.read_link(st.query_params)
+REFRESH_S = 2.0  # how often the list is redrawn while jobs are queued or running
 
 
 def back_to_list() -> None:
@@ -31,23 +32,24 @@ def download_buttons(job: Job) -> None:
 
 
 def job_actions(job: Job) -> None:
-    allowed = jobs_page.allowed_actions(job)
-    left, middle, right = st.columns(3)
+    """Cancel, retry and delete, always in the same three places; the ones that do not apply
+    to the job's state are greyed out and say why."""
+    why_not = jobs_page.action_states(job)
+    cancel, retry, delete = st.columns(3)
     try:
-        if "cancel" in allowed and left.button("Cancel job"):
+        if cancel.button("Cancel job", disabled=bool(why_not["cancel"]), help=why_not["cancel"]):
             store.cancel(job.id)
             st.rerun()
-        if "retry" in allowed and middle.button("Retry job"):
+        if retry.button("Retry job", disabled=bool(why_not["retry"]), help=why_not["retry"]):
             store.retry(job.id, queue_max=settings.queue_max)
             st.rerun()
-        if "delete" in allowed:
-            with right.popover("Delete job"):
-                st.write("Deletes the transcript and, unless another job uses it, the audio.")
-                if st.button("Delete for good", type="primary"):
-                    intake.delete_job(store, settings, job.id)
-                    st.query_params.clear()
-                    st.toast(f"Job {job.id} deleted.")
-                    st.rerun()
+        with delete.popover("Delete job", disabled=bool(why_not["delete"]), help=why_not["delete"]):
+            st.write("Deletes the transcript and, unless another job uses it, the audio.")
+            if st.button("Delete for good", type="primary"):
+                intake.delete_job(store, settings, job.id)
+                st.query_params.clear()
+                st.toast(f"Job {job.id} deleted.")
+                st.rerun()
     except SeacoError as exc:
         st.error(str(exc))
 
@@ -56,15 +58,18 @@ def show_hotwords(job: Job) -> None:
     st.markdown("**Hotwords**")
     for warning in job.hotword_warnings or []:
         st.warning(warning)
-    presence = jobs_page.hotword_presence(job)
-    if not presence.used:
-        st.caption("None: the job ran without hotwords." if job.state.is_final else "Not yet.")
+    view = jobs_page.hotwords_view(job)
+    if view.asked:
+        st.write("Asked for: " + ", ".join(view.asked))
+    if view.summary:
+        st.caption(view.summary)
+    presence = view.presence
+    if presence is None:
         return
     st.write("Used: " + ", ".join(presence.used))
-    if job.state is JobState.DONE:
-        st.write("In the transcript: " + (", ".join(presence.present) or "none of them"))
-        if presence.absent:
-            st.caption("Not in the transcript: " + ", ".join(presence.absent))
+    st.write("In the transcript: " + (", ".join(presence.present) or "none of them"))
+    if presence.absent:
+        st.caption("Not in the transcript: " + ", ".join(presence.absent))
 
 
 def compare_without_hotwords(job: Job) -> None:
@@ -169,8 +174,15 @@ def browse() -> None:
         name = c3.text_input("File name contains")
         batch_id = c4.text_input("Batch id")
     where = jobs_page.job_filter(state=state, days=days, batch_id=batch_id, name=name, tz=tz)
-    total = store.count_jobs(where=where)
+    active = jobs_page.has_unfinished(store)
+    widgets.live_fragment(active, job_list, every_s=REFRESH_S)(where, active)
 
+
+def job_list(where: jobs_page.JobFilter, was_active: bool) -> None:
+    """The table of jobs: redrawn every REFRESH_S while any job is queued or running."""
+    if was_active and not jobs_page.has_unfinished(store):
+        st.rerun()  # the last one finished: draw once more, without the timer
+    total = store.count_jobs(where=where)
     c1, c2, c3 = st.columns([1, 1, 4])
     per_page = c1.selectbox("Per page", jobs_page.PAGE_SIZES)
     pages = jobs_page.page_count(total, per_page)
@@ -181,26 +193,25 @@ def browse() -> None:
     if not jobs:
         st.info("No jobs match these filters." if total else "No jobs yet: transcribe a file.")
         return
+    st.caption("Click a job to open it; tick rows to download them together.")
     table = st.dataframe(
         jobs_page.job_rows(jobs, tz),
         hide_index=True,
         width="stretch",
+        height="content",  # every row of the page, no scroll box inside the page
+        placeholder=jobs_page.MISSING,
         on_select="rerun",
-        selection_mode="multi-row",
+        selection_mode=["multi-row", "single-cell"],
         key="job-table",
         column_config={"confidence": st.column_config.NumberColumn(format="%.2f")},
     )
+    opened = jobs_page.clicked_job(jobs, table.selection.cells)
+    if opened is not None:
+        st.query_params.from_dict(jobs_page.link_params(opened))
+        st.rerun()
     chosen = [jobs[i].id for i in table.selection.rows]
     if not chosen:
-        st.caption("Select rows to open a job or export several at once.")
         return
-    if len(chosen) == 1:
-        st.page_link(
-            "pages/jobs.py",
-            label=f"Open job {chosen[0]}",
-            icon="➡️",
-            query_params=jobs_page.link_params(chosen[0]),
-        )
     c1, c2 = st.columns([1, 3])
     fmt = c1.selectbox("Export format", list(export.FORMATS))
     c2.download_button(

@@ -1,4 +1,5 @@
-"""Live: record from the microphone and get the transcript back quickly."""
+"""Live: record from the microphone, then transcribe the recording at live priority (not
+streaming: the transcript comes once the whole recording is done)."""
 
 import streamlit as st
 
@@ -8,10 +9,11 @@ from engine.errors import SeacoError
 from engine.intake import submit_upload
 from engine.jobs import PRIORITY_LIVE
 
-st.title("Live recording")
+st.title("Live recording: record, then transcribe")
 st.caption(
-    "Recordings jump ahead of batch work in the queue, so a short clip is not stuck behind a "
-    "long backlog."
+    "This is not streaming: record, stop, then press Transcribe recording; the transcript "
+    "appears once the whole recording is recognised. Recordings jump ahead of batch work in "
+    "the queue, so a short clip is not stuck behind a long backlog."
 )
 
 settings = web_process.settings()
@@ -35,6 +37,8 @@ if st.button("Transcribe recording", type="primary", disabled=recording is None)
         st.error(str(exc))
     else:
         recordings.insert(0, job.id)
+        for note in formatting.hotword_split_notes(hotwords):
+            st.info(note)
 
 
 @st.fragment(run_every=1)
@@ -42,7 +46,7 @@ def show_recordings() -> None:
     for job_id in recordings:
         job = store.get(job_id)
         with st.container(border=True):
-            st.markdown(f"**{job.original_name}** · {formatting.job_status_line(job, None)}")
+            st.markdown(f"{formatting.job_heading(job)} · {formatting.job_status_line(job, None)}")
             if job.state.value == "done":
                 st.write(job.text or "(no speech found)")
                 st.caption(" · ".join(f"{k}: {v}" for k, v in formatting.job_metrics(job).items()))

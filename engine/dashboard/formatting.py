@@ -3,11 +3,14 @@ tests can call them directly and pages stay thin)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from engine.config import PROD_ASR_MODEL
+from engine.config import PROD_ASR_MODEL, Settings
 from engine.export import format_ms
+from engine.hotwords import DEFAULT_HOTWORDS_KEY, parse_hotwords
 from engine.jobs import Job, JobState
+from engine.store import Store
 
 
 def audio_length(job: Job) -> str:
@@ -98,7 +101,7 @@ def batch_rows(jobs: list[Job]) -> list[dict[str, Any]]:
     """One row per file for the Batch page's live table (oldest first)."""
     return [
         {
-            "job": j.id,
+            "job": job_link(j.id),
             "file": j.original_name,
             "state": f"{STATE_ICON[j.state.value]} {j.state.value}",
             "progress": job_progress(j),
@@ -110,6 +113,11 @@ def batch_rows(jobs: list[Job]) -> list[dict[str, Any]]:
     ]
 
 
+def batch_unfinished(counts: dict[str, int]) -> bool:
+    """Whether a batch (its counts by state) still has queued or running jobs."""
+    return bool(counts.get("queued") or counts.get("running"))
+
+
 def batch_summary(counts: dict[str, int]) -> tuple[float, str]:
     """(fraction finished, a sentence) from the batch's counts by state."""
     total = sum(counts.values())
@@ -117,3 +125,67 @@ def batch_summary(counts: dict[str, int]) -> tuple[float, str]:
     parts = [f"{n} {state}" for state, n in counts.items() if n]
     fraction = final / total if total else 0.0
     return fraction, f"{final} of {total} finished" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def job_link(job_id: int) -> str:
+    """The job page's address relative to the dashboard's (so it also works behind a proxy
+    that serves the dashboard under a path): 'jobs?job=12'."""
+    return f"jobs?job={int(job_id)}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape_markdown(text: str) -> str:
+    """Transcripts and file names are user data: nothing in them may become Markdown, HTML
+    or LaTeX on the page."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def job_heading(job: Job) -> str:
+    """Markdown for a job's heading that links to its page on the Jobs page (the file name
+    is user data, so escaped): '[Job 12: a\\.wav](jobs?job=12)'."""
+    return f"[Job {job.id}: {escape_markdown(job.original_name)}]({job_link(job.id)})"
+
+
+# Hotword entries are split where people write lists (commas, 、, semicolons, new lines);
+# within an entry a space also separates words, because the model takes hotwords as one
+# space-separated string and cannot be given a phrase with a space in it.
+_ENTRY_SEPARATORS = re.compile(r"[,，、;；\r\n]+")
+_CJK = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]+$")
+
+
+def hotword_split_notes(text: str | None) -> list[str]:
+    """What typing `text` as hotwords did that the typist may not have meant: an entry with
+    a space in it (between commas or lines) became several hotwords. Said when one of the
+    pieces is a single character ('开 会' -> 开, 会: a phrase torn apart, and one-character
+    hotwords rarely help) or when the text also separates entries with commas or lines
+    (so the space was evidently not meant as a separator). The words are kept as split,
+    and each note names the pieces and how to keep a Chinese phrase whole."""
+    if not text:
+        return []
+    entries = [e.strip() for e in _ENTRY_SEPARATORS.split(text) if e.strip()]
+    listed = len(entries) > 1
+    notes = []
+    for entry in entries:
+        pieces = parse_hotwords(entry)
+        if len(pieces) < 2 or not (listed or any(len(p) == 1 for p in pieces)):
+            continue
+        head = f"“{entry}” became {len(pieces)} hotwords: {', '.join(pieces)}. "
+        if all(_CJK.match(p) for p in pieces):
+            notes.append(
+                head + f"A space separates hotwords; write {''.join(pieces)} to keep it one."
+            )
+        else:
+            notes.append(head + "A space separates hotwords: the model cannot take a phrase.")
+    return notes
+
+
+def hotwords_source_line(store: Store, settings: Settings) -> str:
+    """Where the default hotword list in force comes from: the Hotwords page once anyone
+    has saved it there (kept in jobs.db), else SEACO_HOTWORDS."""
+    if store.get_setting(DEFAULT_HOTWORDS_KEY) is not None:
+        return (
+            "Edited here (kept in jobs.db; SEACO_HOTWORDS no longer applies); the next job uses it."
+        )
+    return f"From SEACO_HOTWORDS ({settings.hotwords or 'empty'}) until edited here."

@@ -95,8 +95,31 @@ def page_count(total: int, per_page: int) -> int:
     return max(1, math.ceil(total / max(1, per_page)))
 
 
+MISSING = "–"  # how the pages show a value that does not exist (never "None")
+ROW_HEIGHT_PX = 35  # st.dataframe's default row height
+
+
+def has_unfinished(store: Store) -> bool:
+    """Whether any job is queued or running, i.e. whether a list of jobs can still change
+    by itself (the Jobs page then refreshes it)."""
+    counts = store.counts_by_state()
+    return bool(counts.get(JobState.QUEUED.value) or counts.get(JobState.RUNNING.value))
+
+
+def clicked_job(jobs: list[Job], cells: list[Any]) -> int | None:
+    """The job whose row holds the clicked cell (st.dataframe's selection.cells: (row,
+    column) pairs, row positions in `jobs` as given to the table), or None."""
+    for cell in cells:
+        row = cell[0] if isinstance(cell, (tuple, list)) else cell.get("row")
+        if isinstance(row, int) and 0 <= row < len(jobs):
+            return jobs[row].id
+    return None
+
+
 def job_rows(jobs: list[Job], tz: dt.tzinfo) -> list[dict[str, Any]]:
-    """One row per job for the table, newest first as the store returns them."""
+    """One row per job for the table, newest first as the store returns them. A value the
+    job does not have (confidence before it is done, batch) is None, which the table shows
+    as MISSING."""
     return [
         {
             "job": j.id,
@@ -106,7 +129,7 @@ def job_rows(jobs: list[Job], tz: dt.tzinfo) -> list[dict[str, Any]]:
             "audio": formatting.audio_length(j),
             "processing": formatting.format_ms(j.total_ms),
             "confidence": j.confidence,
-            "batch": j.batch_id or "",
+            "batch": j.batch_id,
             "transcript": _preview(j),
         }
         for j in jobs
@@ -148,14 +171,29 @@ def link_params(job_id: int, t_ms: int | None = None) -> dict[str, str]:
     return {"job": str(job_id)} if t_ms is None else {"job": str(job_id), "t": str(t_ms)}
 
 
+@dataclass(frozen=True)
+class BatchLink:
+    """What `?batch=3f2a...` in the Batch page's address asks for."""
+
+    batch_id: str | None = None
+    problem: str | None = None
+
+
+_BATCH_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def read_batch_link(params: Mapping[str, str]) -> BatchLink:
+    """The batch named in the address; a hand-edited one gets a message, not a crash."""
+    raw = params.get("batch")
+    if raw is None:
+        return BatchLink()
+    if not _BATCH_ID.fullmatch(str(raw).strip()):
+        return BatchLink(problem=f"“{str(raw)[:40]}” is not a batch id.")
+    return BatchLink(batch_id=str(raw).strip())
+
+
 # --- search ---------------------------------------------------------------------------------
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def escape_markdown(text: str) -> str:
-    """Transcripts and file names are user data: nothing in them may become Markdown, HTML
-    or LaTeX on the page."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+escape_markdown = formatting.escape_markdown
 
 
 def snippet_markdown(snippet: str) -> str:
@@ -225,9 +263,12 @@ def timing_rows(job: Job, tz: dt.tzinfo) -> list[dict[str, str]]:
 
 
 def audio_facts(job: Job) -> str:
+    """'mp4 · aac · 3.00 s · 16000 Hz · 1 ch · 0.1 MB'; a codec named like its container
+    (mp3 in mp3, flac in flac) is named once."""
+    codec = None if job.codec and job.codec == job.container else (job.codec or "?")
     parts = [
         job.container or "?",
-        job.codec or "?",
+        codec,
         formatting.audio_length(job),
         f"{job.sample_rate} Hz" if job.sample_rate else None,
         f"{job.channels} ch" if job.channels else None,
@@ -301,6 +342,34 @@ class HotwordPresence:
     absent: list[str]  # used but not found: biasing did not produce them (or they were not said)
 
 
+@dataclass(frozen=True)
+class HotwordsView:
+    """What the job page says about a job's hotwords."""
+
+    summary: str | None  # a sentence in place of the lists (None: show `presence`)
+    asked: list[str]  # the hotwords submitted with the job
+    presence: HotwordPresence | None  # for a done job that was given hotwords
+
+
+def hotwords_view(job: Job) -> HotwordsView:
+    """The model's hotwords are recorded when a job's transcript is saved, so only a done
+    job has them; any other says what it was asked for and why nothing more is known (a
+    job cancelled before it ran never ran "without hotwords")."""
+    asked = list(job.hotwords or [])
+    if job.state is JobState.DONE:
+        used = hotword_presence(job)
+        if not used.used:
+            return HotwordsView("None: the job ran without hotwords.", asked, None)
+        return HotwordsView(None, asked, used)
+    if not job.state.is_final:
+        note = "Given to the model when the job runs, with the default hotwords."
+    elif job.started_at is None:
+        note = f"None: the job was {job.state.value} before it ran."
+    else:
+        note = f"Not recorded: the job {job.state.value} before its transcript was saved."
+    return HotwordsView(note, asked, None)
+
+
 def hotword_presence(job: Job) -> HotwordPresence:
     used = job.effective_hotwords or []
     present = accuracy.hotwords_present(job.text, used) if job.text else []
@@ -326,6 +395,22 @@ def compare(job: Job, without: Job) -> Comparison:
         lost=change.lost,
         identical=all(s.op == "equal" for s in segments),
     )
+
+
+ACTIONS = ("cancel", "retry", "delete")  # always in this order, in these columns
+
+
+def action_states(job: Job) -> dict[str, str | None]:
+    """For each of ACTIONS: None when it can be done now, else why not (the page shows every
+    action in the same place whatever the state, disabled with this as its help)."""
+    allowed = allowed_actions(job)
+    state = job.state.value
+    why = {
+        "cancel": "Already cancelling." if job.cancel_requested else f"The job is {state}.",
+        "retry": f"Only failed or cancelled jobs can be retried; this one is {state}.",
+        "delete": "A running job must be cancelled first.",
+    }
+    return {a: None if a in allowed else why[a] for a in ACTIONS}
 
 
 def allowed_actions(job: Job) -> set[str]:

@@ -47,9 +47,12 @@ CAPACITY_METHOD = (
     "Processing time per job fitted as overhead + RTF x audio seconds (least squares over the "
     "window's done jobs); its residual spread is the service-time variance. Queue waits are "
     "the M/G/1 (Pollaczek-Khinchine) mean for one worker taking jobs in order: "
-    "W_q = lambda E[S^2] / (2 (1 - rho)), rho = lambda E[S]. Real-time streams are modelled "
-    "as each sending a chunk every chunk length, taken as Poisson arrivals, which overstates "
-    "the wait of evenly spaced chunks, so the stream count errs on the safe side."
+    "W_q = lambda E[S^2] / (2 (1 - rho)), rho = lambda E[S]. Clip sources (chunked near-live "
+    "transcription: a source sends a clip of the clip length every clip length, and each clip "
+    "is a job of its own) are counted with those clips taken as Poisson arrivals, which "
+    "overstates the wait of evenly spaced clips, so the count errs on the safe side. The "
+    "service does no streaming recognition: this is what a client that cuts a live source "
+    "into clips would get."
 )
 
 
@@ -353,16 +356,19 @@ def utilisation(arrivals_per_s: float, mean_s: float) -> float:
 
 @dataclass(frozen=True)
 class Streams:
-    streams: int  # the most concurrent real-time streams meeting the target
+    """How many clip sources one worker answers in time (see max_streams); the name is
+    historical: these are sources of clips, each a job, not streaming recognition."""
+
+    streams: int  # the most concurrent clip sources meeting the target
     latency_s: float | None  # mean latency (wait + processing of one chunk) at that count
     chunk_service_s: float
     limited_by: str
 
 
 def max_streams(model: ServiceModel, chunk_s: float, target_latency_s: float) -> Streams:
-    """How many real-time streams, each sending `chunk_s` seconds of audio every `chunk_s`
-    seconds, one worker keeps at a mean latency (queue wait + processing of a chunk) within
-    `target_latency_s`."""
+    """How many clip sources, each sending a clip of `chunk_s` seconds of audio every
+    `chunk_s` seconds (each clip a job), one worker keeps at a mean latency per clip (queue
+    wait + processing) within `target_latency_s`."""
     service = model.service_s(chunk_s)
     second = model.residual_sd_s**2 + service**2
     if service <= 0:
@@ -381,3 +387,16 @@ def max_streams(model: ServiceModel, chunk_s: float, target_latency_s: float) ->
             return Streams(best, best_latency, service, "the target latency")
         best, best_latency = n, latency
         n += 1
+
+
+def clip_sources_sentence(s: Streams, chunk_s: float, target_latency_s: float) -> str:
+    """The Capacity page's sentence for `max_streams`' answer, naming what it computes:
+    sources that each send a clip at a steady pace (not streaming recognition)."""
+    latency = "–" if s.latency_s is None else f"{s.latency_s:.2f} s"
+    return (
+        f"**{s.streams}** sources, each sending a {chunk_s:g} s clip every {chunk_s:g} s "
+        f"(each clip a job of its own, as a client cutting a live source into clips would "
+        f"send them), get each clip's transcript within {target_latency_s:g} s on average (at "
+        f"that count: {latency}; one clip alone takes {s.chunk_service_s:.2f} s). Limited by "
+        f"{s.limited_by}. The service does no streaming recognition."
+    )
