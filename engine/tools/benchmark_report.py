@@ -94,3 +94,42 @@ def format_backlog(b: dict[str, Any]) -> str:
             f"| VRAM | {vram} |",
         ]
     )
+
+
+def format_layouts(r: dict[str, Any]) -> str:
+    """The worker-layout comparison (`seaco bench --layout A --layout B`) as Markdown: every
+    run in order, then each layout's median."""
+    c = r["corpus"]
+    lines = [
+        f"{c['files']} files, {c['audio_s']:.0f} s of audio ({', '.join(c['formats'])}; "
+        f"{min(c['lengths_s']):.0f}-{max(c['lengths_s']):.0f} s), {r['models']}, hotwords "
+        f"{' '.join(r['hotwords']) or '(none)'}; {r['machine']}; CPU flags "
+        f"{' '.join(r['cpu_flags']) or '(unknown)'}"
+        + (f"; overrides {r['overrides']}" if r["overrides"] else ""),
+        "",
+        "| round | SEACO_WORKERS | workers | wall s | CPU s | cores busy | RTF | "
+        "audio s per s | peak RSS per worker MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["runs"]:
+        rss = ", ".join(f"{m:.0f}" for m in x["workers_peak_rss_mb"] if m is not None) or "-"
+        lines.append(
+            f"| {x['round']} | `{x['layout']}` | {x['workers']} | {x['wall_s']:.1f} | "
+            f"{x['cpu_s']:.1f} | {x['cores_busy']:.2f} | {x['rtf']:.4f} | "
+            f"{x['audio_s_per_s']:.2f} | {rss} |"
+        )
+    lines += [
+        "",
+        "| SEACO_WORKERS | median wall s | median CPU s | median cores busy | median RTF |",
+        "|---|---|---|---|---|",
+    ]
+    for layout, m in r["medians"].items():
+        bold = "**" if layout == r["fastest"] else ""
+        lines.append(
+            f"| {bold}`{layout}`{bold} | {bold}{m['wall_s']:.1f}{bold} | {m['cpu_s']:.1f} | "
+            f"{m['cores_busy']:.2f} | {m['rtf']:.4f} |"
+        )
+    failed = [f for x in r["runs"] for f in x["failed"]]
+    if failed:
+        lines += ["", f"FAILED jobs: {failed}"]
+    return "\n".join(lines)

@@ -17,6 +17,11 @@ Model loading is outside both clocks. Both sides use the same models, device, to
 and hotwords, and produce the same kind of output (punctuated text with sentence times).
 The report gives audio seconds per wall second for each and their ratio, per-stage totals,
 peak RSS, and the idle latency percentiles.
+
+With `--layout` (twice or more) it compares worker layouts instead of the baseline: the
+system step (3.) once per SEACO_WORKERS value per round, same corpus, the layouts' order
+alternating from round to round (A B, B A, ...) so that other work on a shared machine falls
+on each alike; each run gets wall time, CPU time of every process and the real-time factor.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.tools.benchmark_corpus import DEFAULT_LENGTHS_S, build_corpus
-from engine.tools.benchmark_report import format_backlog, format_report
+from engine.tools.benchmark_report import format_backlog, format_layouts, format_report
 from engine.waiting import free_port, wait_for
 
 DEFAULT_HOTWORDS = "科哥,阿里巴巴,达摩院"
@@ -208,18 +213,24 @@ def serving(
     store = open_store(settings.db_path)
     client = ApiClient(f"http://127.0.0.1:{settings.port}", timeout_s=600)
 
-    def loaded_worker() -> dict[str, Any] | None:
-        worker = store.latest_worker()
-        return worker if proc.poll() is None and worker and worker["model_loaded"] else None
+    def loaded_workers() -> list[dict[str, Any]] | None:
+        """Every configured worker's row once each is alive with its models loaded."""
+        from engine.ops.health import worker_states
+        from engine.store import now_ms
+
+        states = worker_states(store.workers(), settings, now_ms())
+        ready = all(w.alive and w.fields.get("model_loaded") for w in states if w.configured)
+        return [w.fields for w in states] if proc.poll() is None and ready else None
 
     try:
-        worker = wait_for(loaded_worker, 1200, "the worker to load the models")
+        workers = wait_for(loaded_workers, 1200, "the workers to load the models")
         wait_for(_reachable(client), 300, "the web process")
         yield {
             "settings": settings,
             "store": store,
             "client": client,
-            "worker_pid": int(worker["pid"]),
+            "worker_pid": int(workers[0]["pid"]),
+            "worker_pids": [int(w["pid"]) for w in workers],
             "serve_pid": proc.pid,
             "given": {k: v for k, v in env_settings.items() if k != "SEACO_DATA_DIR"},
         }
@@ -257,9 +268,12 @@ def run_system(
             (done,) = wait_for(partial(_all_final, store, [job_id]), 600, "an idle job")
             latency.append(done.started_at - done.submitted_at)
         peak_rss = _peak_rss_mb(served["worker_pid"])
+        peaks = [_peak_rss_mb(pid) for pid in served["worker_pids"]]
     return {
         "wall_s": wall_s,
         "cpu_s": cpu_s,
+        "workers": len(served["worker_pids"]),
+        "workers_peak_rss_mb": peaks,
         "upload_s": (submitted_ms - started_ms) / 1000,
         "failed": failed,
         "stage_ms": _stage_totals(jobs, wall_s),
@@ -453,6 +467,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         json_path.write_text(json.dumps(report, indent=1))
         _say(f"report: {json_path}")
         return report
+    if len(args.layout) >= 2:
+        return run_layouts(args, spec, work, overrides, files, lengths, audio_s, speed)
     # Rounds alternate baseline and system, so that other work on a shared machine falls
     # on both sides alike; the detailed tables are the last round's.
     rounds = []
@@ -505,6 +521,95 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def run_layouts(
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    work: Path,
+    overrides: dict[str, str],
+    files: list,
+    lengths: tuple[float, ...],
+    audio_s: float,
+    speed: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    """The system step once per worker layout (SEACO_WORKERS value) per round, the layouts'
+    order reversed every other round; the report has every run and each layout's median."""
+    runs = []
+    for i in range(args.rounds):
+        order = args.layout if i % 2 == 0 else list(reversed(args.layout))
+        for layout in order:
+            _say(f"round {i + 1}: SEACO_WORKERS={layout}: seaco serve, every file through the API")
+            system = run_system(
+                spec, work, work / "serve.log", {**overrides, "workers": layout}, idle_jobs=0
+            )
+            _say(
+                f"SEACO_WORKERS={layout}: {system['wall_s']:.1f} s wall, "
+                f"{system['cpu_s']:.1f} s CPU, {system['workers']} worker(s)"
+            )
+            runs.append(
+                {
+                    "round": i + 1,
+                    "layout": layout,
+                    "workers": system["workers"],
+                    "wall_s": system["wall_s"],
+                    "cpu_s": system["cpu_s"],
+                    "rtf": system["wall_s"] / audio_s,
+                    "audio_s_per_s": audio_s / system["wall_s"],
+                    "cores_busy": system["cpu_s"] / system["wall_s"],
+                    "workers_peak_rss_mb": system["workers_peak_rss_mb"],
+                    "failed": system["failed"],
+                }
+            )
+    medians = {}
+    for layout in args.layout:
+        mine = [r for r in runs if r["layout"] == layout]
+        medians[layout] = {
+            key: _median([r[key] for r in mine])
+            for key in ("wall_s", "cpu_s", "rtf", "audio_s_per_s", "cores_busy")
+        }
+    fastest = min(args.layout, key=lambda layout: medians[layout]["wall_s"])
+    report = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": _machine(args.device),
+        "cpu_flags": _cpu_flags(),
+        "models": args.models or f"random-weight {args.size} test models",
+        "command": " ".join(sys.argv),
+        "corpus": {
+            "files": len(files),
+            "audio_s": audio_s,
+            "lengths_s": list(lengths),
+            "formats": sorted({f.fmt for f in files}),
+        },
+        "hotwords": spec["hotwords"],
+        "overrides": overrides,
+        "decode_speed": speed,
+        "layouts": args.layout,
+        "runs": runs,
+        "medians": medians,
+        "fastest": fastest,
+    }
+    json_path = Path(args.json) if args.json else work / f"layouts-{args.size}.json"
+    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    _say(f"report: {json_path}")
+    return report
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _cpu_flags() -> list[str]:
+    """The vector-instruction flags of this CPU that matter for inference speed (AVX*, AMX*,
+    FMA), from /proc/cpuinfo; empty where it cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    words = set(text.split())
+    return sorted(w for w in words if w.startswith(("avx", "amx")) or w == "fma")
+
+
 def _say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -540,6 +645,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--rounds", type=int, default=1, help="alternate baseline and system this many times"
     )
     parser.add_argument(
+        "--layout",
+        action="append",
+        default=[],
+        metavar="SEACO_WORKERS",
+        help="twice or more: compare these worker layouts (e.g. --layout cpu/2 --layout "
+        "'cpu*2/1') instead of the baseline, in alternating order each round",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -561,10 +674,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["baseline"]:
         baseline_child(Path(argv[1]), Path(argv[2]))
         return 0
-    report = run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if len(args.layout) == 1:
+        print("error: --layout compares layouts: give it at least twice", file=sys.stderr)
+        return 2
+    report = run(args)
     if "backlog" in report:
         print(format_backlog(report["backlog"]))
         return 0 if not report["backlog"]["failed"] else 1
+    if "layouts" in report:
+        print(format_layouts(report))
+        return 0 if not any(r["failed"] for r in report["runs"]) else 1
     print(format_report(report))
     return 0 if not report["system"]["failed"] else 1
 

@@ -208,3 +208,29 @@ def test_metrics_have_a_series_per_worker(two_workers):
     assert set(done) == {"w0", "w1"} and all(v >= 1 for v in done.values())
     assert families["seaco_workers_configured"].samples[0].value == 2
     assert families["seaco_workers_alive"].samples[0].value == 2
+
+
+def test_seaco_bench_compares_worker_layouts_in_alternating_rounds(tmp_path, tiny_models):
+    """The harness of BENCHMARKS.md's layout comparison, on the tiny models (their numbers
+    mean nothing): each layout once per round, the order reversed every other round."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.procs import ROOT
+
+    report_path = tmp_path / "layouts.json"
+    models = tiny_models["asr"].parent
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "bench", "--models", str(models),
+         "--work", str(tmp_path / "work"), "--lengths", "5", "--rounds", "2",
+         "--layout", "1", "--layout", "cpu*2/1", "--json", str(report_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_path.read_text())
+    runs = [(r["round"], r["layout"], r["workers"]) for r in report["runs"]]
+    assert runs == [(1, "1", 1), (1, "cpu*2/1", 2), (2, "cpu*2/1", 2), (2, "1", 1)]
+    assert all(r["failed"] == [] and r["wall_s"] > 0 and r["cpu_s"] > 0 for r in report["runs"])
+    assert set(report["medians"]) == {"1", "cpu*2/1"} and report["fastest"] in report["medians"]
+    assert "| SEACO_WORKERS | median wall s |" in done.stdout
