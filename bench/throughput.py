@@ -1,6 +1,7 @@
 """Throughput of the whole service against a plain funasr loop, measured in one run.
 
-The same as `seaco bench` (engine/benchmark.py holds the harness; see BENCHMARKS.md):
+The same as `seaco bench` (engine/tools/throughput_benchmark.py holds the harness; see
+BENCHMARKS.md):
 
     .venv/bin/python bench/throughput.py --size tiny
     .venv/bin/python bench/throughput.py --models /tmp/seaco-full-models --work /tmp/bench-full

@@ -55,9 +55,10 @@ OPS_EXECUTOR = "ops"
 
 
 def ensure_ops_executor(scheduler: BaseScheduler, threads: int = 2) -> str:
-    """The worker's scheduler runs the queue tick (a whole job) and the heartbeat on its
-    default pool; telemetry and maintenance get a pool of their own so a slow VACUUM or a
-    hanging webhook can never delay a heartbeat (and so expire the running job's lease)."""
+    """The worker's scheduler runs the heartbeat and the lease sweep on its default pool (the
+    queue itself is a loop on a thread of its own); telemetry and maintenance get a pool of
+    their own so a slow VACUUM or a hanging webhook can never delay a heartbeat (and so expire
+    the running job's lease)."""
     try:
         scheduler.add_executor(ThreadPoolExecutor(threads), alias=OPS_EXECUTOR)
     except ValueError:  # already added by the other register()

@@ -17,5 +17,5 @@ def configure_logging(role: str, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every run of every job at INFO; the queue tick runs 20 times a second.
+    # APScheduler logs every run of every job at INFO: the heartbeat alone would flood app.log.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,5 +1,5 @@
 -- jobs.db, version 1. Times are epoch milliseconds (UTC); durations are milliseconds.
--- Applied by engine/store_db.py (Database.migrate) in one transaction together with its
+-- Applied by engine/store/database.py (Database.migrate) in one transaction together with its
 -- schema_migrations row.
 
 CREATE TABLE jobs (

@@ -1,6 +1,6 @@
 -- Operations data: the worker's telemetry samples, its /health self-probes, and the audio
--- retention mark. Times are epoch ms (UTC). Written by engine/telemetry.py and
--- engine/maintenance.py through the store (engine/store_ops.py).
+-- retention mark. Times are epoch ms (UTC). Written by engine/ops/telemetry.py and
+-- engine/ops/maintenance.py through the store (engine/store/operations.py).
 
 -- One row per sample (resolution_s = 0, every SEACO_TELEMETRY_S seconds), or, after
 -- SEACO_TELEMETRY_RAW_DAYS, one row per minute holding the means of that minute's samples

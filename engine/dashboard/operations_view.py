@@ -1,6 +1,6 @@
 """What the Operations and Capacity pages show, as plain values and DataFrames: the store's
-history for a time window, folded through engine/ops_aggregates.py. Pages only lay these out;
-tests call the same functions. The Stability report is engine/stability.py.
+history for a time window, folded through engine/dashboard/ops_aggregates.py. Pages only lay these
+out; tests call the same functions. The Stability report is engine/dashboard/stability.py.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 
 LOG_NAME = "app.log"
 _ROTATED = re.compile(r"^app\.log\.(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.gz$")
-# engine/logs.py's format: "2026-01-02 03:04:05,678 ERROR [worker 123] seaco.worker: ..."
+# engine/logging_setup.py's format: "2026-01-02 03:04:05,678 ERROR [worker 123] seaco.worker: ..."
 _LINE = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) (ERROR|CRITICAL) ")
 _CHUNK = 1024 * 1024
 

@@ -145,7 +145,7 @@ def check_gpu_memory(
     nvml: ModuleType | None = None,
     now: int | None = None,
 ) -> dict[str, Any]:
-    """Read GPU memory (through engine/gpu.py) and raise an alert when a GPU has been over
+    """Read GPU memory (through engine/ops/gpu.py) and raise an alert when a GPU has been over
     the threshold `watch.readings` times in a row. Returns what the run saw, for its event."""
     snapshot = gpu.read_gpus(nvml)
     if snapshot.cpu_mode:

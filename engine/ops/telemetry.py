@@ -1,7 +1,7 @@
 """The worker's telemetry: what the machine and the worker look like every few seconds, and
 whether /health answers, kept in jobs.db for the Operations, Stability and Capacity pages.
 
-- `Sampler.sample()` reads every GPU through engine/gpu.py (NVML; none in CPU mode), the
+- `Sampler.sample()` reads every GPU through engine/ops/gpu.py (NVML; none in CPU mode), the
   worker's own RSS, the machine's CPU and RAM (psutil) and the queue, every SEACO_TELEMETRY_S.
 - `probe_health()` GETs /health on the web process like any client, every SEACO_PROBE_S:
   the record of those answers is the availability figure.

@@ -1,10 +1,10 @@
 """What the pipeline installs on funasr's model instances at load time.
 
-Autocast (with the CIF predictor kept in fp32), the confidence hook on the ASR model's
-decoding step, and per-stage timers on the VAD, ASR and punctuation models. Each wraps
-attributes of one instance only, never funasr's classes. Split from engine/asr.py because
-these are patches on funasr internals with their own reasons, apart from the pipeline that
-uses them; torch is imported only inside the functions.
+Autocast (with the CIF predictor kept in fp32), the confidence hook on the ASR model's decoding
+step, and per-stage timers on the VAD, ASR and punctuation models. Each wraps attributes of one
+instance only, never funasr's classes. Split from engine/recognition/pipeline.py because these are
+patches on funasr internals with their own reasons, apart from the pipeline that uses them; torch is
+imported only inside the functions.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Which models the service runs and where, decided without loading them.
 
-Model directories and specs (a local directory is checked here, because funasr silently runs
-random weights when `model.pt` is missing and silently drops hotwords without `seg_dict`),
-random-weight detection, device and precision resolution, and the message for a failed
-load. Split from engine/asr.py so these checks stay cheap and apart from the pipeline: torch
-is imported only inside the functions that need it.
+Model directories and specs (a local directory is checked here, because funasr silently runs random
+weights when `model.pt` is missing and silently drops hotwords without `seg_dict`), random-weight
+detection, device and precision resolution, and the message for a failed load. Split from
+engine/recognition/pipeline.py so these checks stay cheap and apart from the pipeline: torch is
+imported only inside the functions that need it.
 """
 
 from __future__ import annotations

@@ -6,13 +6,14 @@ and model-directory checks can be used anywhere.
 
 This module holds the pipeline around one funasr `AutoModel` and the audio it is fed; its
 parts live beside it and are re-exported here:
-- engine/model_specs.py: model directories and specs, device and precision (which models run
-  where, without loading them). Model specs are either a local directory (validated there,
-  because funasr silently runs random weights when `model.pt` is missing and silently drops
-  hotwords without `seg_dict`) or a ModelScope id, which funasr downloads on first use.
-- engine/model_hooks.py: what is installed on funasr's model instances at load (autocast,
-  the confidence hook, stage timers).
-- engine/sentences.py: funasr's text and timestamps -> our sentences and raw text.
+- engine/recognition/model_specs.py: model directories and specs, device and precision
+  (which models run where, without loading them). Model specs are either a local directory
+  (validated there, because funasr silently runs random weights when `model.pt` is missing
+  and silently drops hotwords without `seg_dict`) or a ModelScope id, which funasr downloads
+  on first use.
+- engine/recognition/model_hooks.py: what is installed on funasr's model instances at load
+  (autocast, the confidence hook, stage timers).
+- engine/recognition/sentences.py: funasr's text and timestamps -> our sentences and raw text.
 """
 
 from __future__ import annotations
@@ -156,9 +157,9 @@ class AsrPipeline:
         precision: str = "fp32",
     ) -> None:
         self._model = automodel
-        # On CPU funasr recognises VAD segments one at a time; with cpu_batch_s > 0 we batch
-        # them ourselves (engine/segbatch.py) up to that much padded audio. Large batches
-        # lose on CPU (300 s ran slower than one at a time here; 15-60 s ran ~12 % faster),
+        # On CPU funasr recognises VAD segments one at a time; with cpu_batch_s > 0 we batch them
+        # ourselves (engine/recognition/segment_batching.py) up to that much padded audio. Large
+        # batches lose on CPU (300 s ran slower than one at a time here; 15-60 s ran ~12 % faster),
         # hence a CPU limit of its own. On GPU funasr batches by batch_size_s already.
         on_cpu = device == "cpu"
         self.batch_segments = on_cpu and cpu_batch_s > 0
@@ -274,7 +275,7 @@ class AsrPipeline:
     ) -> list[Transcript]:
         """Transcribe several recordings that share one hotword list, their VAD segments
         recognised together in length-sorted batches of up to `segment_batch_s` (see
-        engine/segbatch.py); one Transcript per recording, in order."""
+        engine/recognition/segment_batching.py); one Transcript per recording, in order."""
         from engine.recognition.segment_batching import recognise_together
 
         words = merge_hotwords(hotwords, None)

@@ -1,8 +1,8 @@
 """From funasr's output (punctuated text, timestamps) to our sentences and raw text.
 
-funasr's own `sentence_info` is wrong as soon as VAD cuts the audio into several segments
-(see `build_sentences`), so sentences are rebuilt here. Split from engine/asr.py as the one
-place that turns funasr's text into what the store and the pages show.
+funasr's own `sentence_info` is wrong as soon as VAD cuts the audio into several segments (see
+`build_sentences`), so sentences are rebuilt here. Split from engine/recognition/pipeline.py as the
+one place that turns funasr's text into what the store and the pages show.
 """
 
 from __future__ import annotations

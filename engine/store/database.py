@@ -1,13 +1,13 @@
 """The store's connection layer: how jobs.db is opened, written and migrated.
 
-Every other part of the store (engine/store_queue.py, engine/store_ops.py, engine/store.py)
-builds on the `Database` base class here, so the rules that keep web and worker processes
-safe on one file live in one place: every connection runs in WAL mode with a long busy
-timeout, and every write is one `BEGIN IMMEDIATE` transaction whose machine-made failures
-(lock held too long, disk full) come out as SeacoErrors. Any other `sqlite3.Error` that
-leaves a public method of the store (a failed read, a damaged or unreadable file, a broken
-migration) comes out as `DatabaseUnusableError`, with SQLite's own error as its cause, so no
-caller outside the store ever has to know sqlite3.
+Every other part of the store (engine/store/job_queue.py, engine/store/operations.py,
+engine/store/jobstore.py) builds on the `Database` base class here, so the rules that keep web and
+worker processes safe on one file live in one place: every connection runs in WAL mode with a long
+busy timeout, and every write is one `BEGIN IMMEDIATE` transaction whose machine-made failures (lock
+held too long, disk full) come out as SeacoErrors. Any other `sqlite3.Error` that leaves a public
+method of the store (a failed read, a damaged or unreadable file, a broken migration) comes out as
+`DatabaseUnusableError`, with SQLite's own error as its cause, so no caller outside the store ever
+has to know sqlite3.
 """
 
 from __future__ import annotations

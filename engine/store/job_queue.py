@@ -4,8 +4,8 @@ A job's life after it is queued: a worker claims it under a lease, renews the le
 finishes it; the supervisor recovers the jobs of a worker that died or ran past its time
 limit; a cancel request reaches the worker that holds the job. Every write is one
 `BEGIN IMMEDIATE` transaction, fenced by the lease (owner and attempt), so a result is
-written exactly once. Kept apart from submitting and reading (engine/store.py) and from
-operations (engine/store_ops.py) because this is the part crash safety depends on.
+written exactly once. Kept apart from submitting and reading (engine/store/jobstore.py) and from
+operations (engine/store/operations.py) because this is the part crash safety depends on.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 What the Operations, Stability and System pages read and what maintenance writes: nothing
 here touches a job's lifecycle, so it is kept apart from the worker's side
-(engine/store_queue.py) and the job read side (engine/store.py).
+(engine/store/job_queue.py) and the job read side (engine/store/jobstore.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Full-text search rows: how transcripts are tokenised, keyed and queried in transcript_fts.
 
-Shared by the worker's side (engine/store_queue.py writes a finished job's rows) and the
-read side (engine/store.py deletes them with a job and searches them), so it is its own
+Shared by the worker's side (engine/store/job_queue.py writes a finished job's rows) and the
+read side (engine/store/jobstore.py deletes them with a job and searches them), so it is its own
 small module with no imports from the rest of the store.
 """
 

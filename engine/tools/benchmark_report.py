@@ -1,5 +1,5 @@
 """The throughput benchmark's report as Markdown (BENCHMARKS.md tables), from the JSON
-that engine/benchmark.py writes."""
+that engine/tools/throughput_benchmark.py writes."""
 
 from __future__ import annotations
 

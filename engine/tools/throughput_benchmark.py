@@ -1,6 +1,6 @@
 """Throughput benchmark: the whole service against a plain FunASR loop, in one run.
 
-`seaco bench` (or `bench/throughput.py`) builds a corpus (engine/benchcorpus.py), then:
+`seaco bench` (or `bench/throughput.py`) builds a corpus (engine/tools/benchmark_corpus.py), then:
 
 1. decode speed: every corpus file through `engine.audio.decode`, CPU seconds per audio
    second, one core (PyAV decodes on one thread);

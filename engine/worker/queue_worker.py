@@ -283,7 +283,8 @@ class Worker:
         return select_hotwords(words, self.settings.asr_model)
 
     def _claim_companions(self, head: Job) -> list[Job]:
-        """Queued jobs to recognise together with `head` (engine/jobgroup.py), claimed."""
+        """Queued jobs to recognise together with `head` (engine/worker/job_batching.py),
+        claimed."""
         if self.settings.batch_jobs <= 1 or not hasattr(self.pipeline, "transcribe_many"):
             return []
         try:
@@ -309,7 +310,8 @@ class Worker:
             log.exception("decode-ahead failed; the worker decodes itself")
 
     def _check_memory(self) -> None:
-        """The memory guard (engine/memguard.py): between jobs, hand over to a fresh process
+        """The memory guard (engine/worker/memory_guard.py): between jobs, hand over to a fresh
+        process
         when this one has grown past its limits or done its share of jobs."""
         rss, vram = rss_mb(), vram_mb()
         jobs = self.jobs_done + self.jobs_failed

@@ -5,13 +5,13 @@ w1, ..., each `seaco worker --slot N` with its own device and torch threads). Ea
 child of its own: its own restart back-off, hard time limit and recovery of the job it
 held; a dying worker never touches its siblings or their jobs.
 
-One instance per data directory, found through <data>/seaco.pid: a stale instance is stopped
-before a new one starts. Children write to <data>/logs/app.log. A worker that dies is started
-again after a back-off (1 s doubling to 30 s, reset once it has lived a minute); the job it
-held is queued again at once and, after SEACO_MAX_ATTEMPTS deaths, failed as poison rather
-than taking the service down. A worker that exits cleanly (code 0: the memory guard or its
-job quota, see engine/memguard.py) is replaced at once. The supervisor also enforces the hard
-per-job time limit (engine/watchdog.py): a worker stuck in a job past it is killed.
+One instance per data directory, found through <data>/seaco.pid: a stale instance is stopped before
+a new one starts. Children write to <data>/logs/app.log. A worker that dies is started again after a
+back-off (1 s doubling to 30 s, reset once it has lived a minute); the job it held is queued again
+at once and, after SEACO_MAX_ATTEMPTS deaths, failed as poison rather than taking the service down.
+A worker that exits cleanly (code 0: the memory guard or its job quota, see
+engine/worker/memory_guard.py) is replaced at once. The supervisor also enforces the hard per-job
+time limit (engine/worker/watchdog.py): a worker stuck in a job past it is killed.
 
 Each child runs in a process group (and session) of its own, and once it has exited the
 supervisor kills what is left of that group before reaping it, so no helper a child started

@@ -1,6 +1,6 @@
 """Maintenance tasks on real files and a real jobs.db: log rotation and error-line counts,
 temp cleanup with controlled access times, the GPU memory alert (NVML faked only at
-engine/gpu.py's seam) with a real webhook receiver, audio retention, VACUUM, the schedule."""
+engine/ops/gpu.py's seam) with a real webhook receiver, audio retention, VACUUM, the schedule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Telemetry: samples (NVML faked only at engine/gpu.py's seam), retention and downsampling
+"""Telemetry: samples (NVML faked only at engine/ops/gpu.py's seam), retention and downsampling
 on a real jobs.db, the /health self-probe against a real HTTP server, and a real worker
 process recording both."""
 

@@ -1,6 +1,6 @@
 """Security properties that are about how, not what: tokens are compared in constant time,
 and the web process is started with Streamlit's XSRF protection and upload limit. (What the
-running service answers to hostile requests is in tests/test_bad_inputs.py.)"""
+running service answers to hostile requests is in tests/web/test_bad_inputs.py.)"""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def test_worker_uses_audio_decoded_ahead_and_finishes_every_job(tmp_path, tiny_m
     assert {j.audio_sha256 for j in done[1:]} <= cached  # every job after the first
 
 
-# --- segment batching (engine/segbatch.py) ---------------------------------------------------
+# --- segment batching (engine/recognition/segment_batching.py) ------------------------------------
 @pytest.mark.slow
 @needs_espeak
 def test_batched_segments_map_back_to_their_recordings(tmp_path, tiny_models):
@@ -159,7 +159,7 @@ def test_batched_segments_map_back_to_their_recordings(tmp_path, tiny_models):
     assert batched.transcribe(audios[2], hotwords).text  # single recording, same path
 
 
-# --- cross-job batching (engine/jobgroup.py + the worker) ------------------------------------
+# --- cross-job batching (engine/worker/job_batching.py + the worker) ------------------------------
 def test_companions_come_from_the_window_with_the_head_s_priority_hotwords_and_audio_cap(store):
     from engine.store import NewJob
     from engine.worker.job_batching import pick_companions
