@@ -112,7 +112,7 @@ def latency(points: pd.DataFrame, window: tuple[int, int] | None = None) -> alt.
     `window` (epoch ms start, end) fixes the time axis to the page's window."""
     return (
         alt.Chart(points, height=HEIGHT)
-        .mark_bar()
+        .mark_bar(clip=True)
         .encode(
             x=_axis_for(points, "finished", "finished", window),
             y=alt.Y("seconds:Q", stack="zero", title="seconds"),
@@ -144,7 +144,7 @@ def lines(
     """A line per series over time (long-form frame: time, `series`, `value`)."""
     return (
         alt.Chart(frame, height=HEIGHT)
-        .mark_line(point=False, interpolate="step-after")
+        .mark_line(point=False, interpolate="step-after", clip=True)
         .encode(
             x=_axis_for(frame, "time", "time", window),
             y=alt.Y(f"{value}:Q", title=title),
@@ -157,7 +157,7 @@ def lines(
 def throughput(frame: pd.DataFrame, window: tuple[int, int] | None = None) -> alt.Chart:
     return (
         alt.Chart(frame, height=HEIGHT)
-        .mark_bar()
+        .mark_bar(clip=True)
         .encode(
             x=_axis_for(frame, "time", "time", window),
             y=alt.Y("audio_h_per_h:Q", title="audio hours per hour"),

@@ -47,7 +47,9 @@ def file_uploader(
     )
 
 
-PROGRESS_COLOUR = "primary"  # st.progress's colour, which it cannot change
+# st.progress draws in the theme's "secondary" colour (Streamlit's blue70) and has no colour
+# setting; the table's palette "blue" is another blue, so the hex is named.
+PROGRESS_COLOUR = "#1c83e1"
 
 
 def batch_columns() -> dict[str, Any]:
@@ -77,9 +79,10 @@ def live_fragment(active: bool, body: Callable[..., None], every_s: float = 1.0)
 
 # --- time windows ---------------------------------------------------------------------------
 def service_start_ms(store: Store) -> int | None:
-    """The earliest record of this service in its database: its first /health self-probe
-    or the submission of its oldest job, whichever is earlier; None when it has neither."""
-    candidates = []
+    """The earliest record of this service in its database: the start of the oldest worker
+    still listed, its first /health self-probe, or the submission of its oldest job,
+    whichever is earliest; None when it has none of them."""
+    candidates = [int(w["started_at"]) for w in store.workers() if w.get("started_at")]
     if (probe := store.first_probe_at()) is not None:
         candidates.append(int(probe))
     total = store.count_jobs()
