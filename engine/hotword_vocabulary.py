@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -210,13 +211,10 @@ def select_hotwords(words: list[str], asr_model: str | None) -> HotwordSelection
         check = check_hotwords(words, asr_model)
         left_out = {p.word for p in check.problems}
         given = [w for w in words if w not in left_out]
-        whole = [p.word for p in check.problems if p.whole_word]
+        whole = [f"{p.word} ({why_unspellable(p.word)})" for p in check.problems if p.whole_word]
         partial = [f"{p.word} ({' '.join(p.unknown)})" for p in check.problems if not p.whole_word]
         if whole:
-            warnings.append(
-                "Left out, the model cannot spell them (emoji or another script, punctuation, "
-                f"its own special tokens, or a Latin word it does not know): {_listed(whole)}."
-            )
+            warnings.append(f"Left out, the model cannot spell them: {_listed(whole)}.")
         if partial:
             warnings.append(
                 f"Left out, they hold characters the model cannot write: {_listed(partial)}."
@@ -230,6 +228,23 @@ def select_hotwords(words: list[str], asr_model: str | None) -> HotwordSelection
             "effect."
         )
     return HotwordSelection(given, warnings)
+
+
+def why_unspellable(word: str) -> str:
+    """Why SeACo-Paraformer turns a whole hotword into one <unk> (see the module docstring),
+    in a few words for the job's warning: '<s>' -> 'the model's own special token'."""
+    categories = [unicodedata.category(ch) for ch in word]
+    if word.lower() in _SPECIAL_TOKENS:
+        return "the model's own special token"
+    if "So" in categories:  # emoji and other pictographs
+        return "an emoji or symbol"
+    if all(c[0] in "PS" for c in categories):
+        return "punctuation only"
+    if word.isascii():
+        return "a Latin word missing from its seg_dict"
+    if any(_CHARS_OR_DIGITS.match(ch) for ch in word) and any(ch.isascii() for ch in word):
+        return "Chinese mixed with Latin: give them as separate hotwords"
+    return "a script the model does not write"
 
 
 def _listed(items: list[str], at_most: int = 10) -> str:

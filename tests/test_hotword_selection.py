@@ -6,6 +6,8 @@ default list."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -25,8 +27,15 @@ def test_unusable_words_are_left_out_with_the_reason(tiny_models):
     selection = select_hotwords(["天气", *UNUSABLE, "今天"], asr)
     assert selection.given == ["天气", "今天"]
     whole, partial = selection.warnings
-    for word in ("😀", "<s>", "</s>", "<unk>", "！？", "xyzzy"):
-        assert word in whole
+    for reason in (
+        "😀 (an emoji or symbol)",
+        "<s> (the model's own special token)",
+        "</s> (the model's own special token)",
+        "<unk> (the model's own special token)",
+        "！？ (punctuation only)",
+        "xyzzy (a Latin word missing from its seg_dict)",
+    ):
+        assert reason in whole
     assert "张龘 (龘)" in partial
     assert select_hotwords(["天气", "今天"], asr).warnings == []
     assert select_hotwords([], asr).given == []
@@ -111,6 +120,16 @@ def test_openai_prompt_and_default_list_follow_the_same_rule(service):
         )  # fmt: skip
     assert odd.status_code == plain.status_code == 200
     assert odd.json()["text"] == plain.json()["text"]
+    with open(speech, "rb") as f:
+        verbose = requests.post(
+            f"{base}/v1/audio/transcriptions",
+            files={"file": (speech.name, f)},
+            data={"prompt": "天气 😀", "response_format": "verbose_json", "model": "seaco"},
+            timeout=120,
+        ).json()
+    assert verbose["x_seaco"]["hotwords"] == ["天气", "😀"]  # as asked
+    assert verbose["x_seaco"]["effective_hotwords"] == ["天气"]  # as the model got them
+    assert any("😀" in w for w in verbose["x_seaco"]["hotword_warnings"])
 
     store = open_store(settings.db_path)
     try:
@@ -122,3 +141,15 @@ def test_openai_prompt_and_default_list_follow_the_same_rule(service):
     assert job["effective_hotwords"] == ["今天"]
     assert any("😀" in w for w in job["hotword_warnings"])
     assert json.dumps(job["hotword_warnings"], ensure_ascii=False).count("😀") == 1
+
+
+@pytest.mark.slow
+def test_seaco_submit_says_what_was_left_out(service):
+    _settings, base, speech = service
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "submit", str(speech), "--url", base,
+         "--hotwords", "天气,😀", "--wait"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "hotwords: Left out, the model cannot spell them: 😀 (an emoji or symbol)" in done.stderr

@@ -60,6 +60,11 @@ class ApiClient:
 
     def submit(self, path: Path, hotwords: str | None, sleep=time.sleep) -> int:
         """Queue one file, waiting out a full queue. Returns the job id."""
+        return int(self.submit_job(path, hotwords, sleep)["id"])
+
+    def submit_job(self, path: Path, hotwords: str | None, sleep=time.sleep) -> dict[str, Any]:
+        """Queue one file, waiting out a full queue. Returns the job as the 202 answer has it
+        (GET /api/v1/jobs/{id}'s document, `hotword_warnings` included)."""
         while True:
             with open(path, "rb") as stream:
                 response = self.session.post(
@@ -69,7 +74,8 @@ class ApiClient:
                     timeout=self.timeout_s,
                 )
             if response.status_code != 503:
-                return self._check(response).json()["id"]
+                job: dict[str, Any] = self._check(response).json()
+                return job
             wait = min(int(response.headers.get("Retry-After", "5")), MAX_RETRY_WAIT_S)
             say(f"queue full; retrying {path.name} in {wait} s")
             sleep(wait)
@@ -96,8 +102,10 @@ def submit_files(
 ) -> list[Submitted]:
     jobs = []
     for path in tqdm(paths, desc="submitting", unit="file", disable=len(paths) < 2):
-        jobs.append(Submitted(path, client.submit(path, hotwords)))
+        queued = client.submit_job(path, hotwords)
+        jobs.append(Submitted(path, int(queued["id"])))
         say(f"job {jobs[-1].job_id}: queued ({path})")
+        _say_hotword_warnings(jobs[-1].job_id, queued)
     if not wait:
         return jobs
     pending = list(jobs)
@@ -111,12 +119,19 @@ def submit_files(
                 pending.remove(item)
                 bar.update(1)
                 if item.state == "done":
+                    _say_hotword_warnings(item.job_id, job)  # now with the default list merged
                     _deliver(client, item, job, fmt, out_dir)
                 else:
                     say(f"job {item.job_id}: {item.state}: {item.error or ''}")
             if pending:
                 time.sleep(poll_s)
     return jobs
+
+
+def _say_hotword_warnings(job_id: int, job: dict[str, Any]) -> None:
+    """What the service left out of the hotwords and why (hotword_vocabulary.select_hotwords)."""
+    for warning in job.get("hotword_warnings") or []:
+        say(f"job {job_id}: hotwords: {warning}")
 
 
 def _deliver(client: ApiClient, item: Submitted, job: dict, fmt: str | None, out_dir) -> None:

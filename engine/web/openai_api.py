@@ -84,7 +84,13 @@ def verbose(job: Job, granularities: frozenset[str] = frozenset()) -> dict:
             for s in job.sentences
             for w in s.words
         ]
-    out["x_seaco"] = {"job_id": job.id, "confidence": job.confidence, "hotwords": job.hotwords}
+    out["x_seaco"] = {
+        "job_id": job.id,
+        "confidence": job.confidence,
+        "hotwords": job.hotwords,  # as asked (the prompt)
+        "effective_hotwords": job.effective_hotwords,  # as the model got them
+        "hotword_warnings": job.hotword_warnings or [],  # what was left out, and why
+    }
     return out
 
 
