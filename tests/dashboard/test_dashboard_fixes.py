@@ -14,8 +14,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import web_process
-from engine.dashboard import formatting, jobs_page, operations_view, ops_aggregates, ops_charts
-from engine.dashboard import widgets
+from engine.dashboard import (
+    formatting,
+    jobs_page,
+    operations_view,
+    ops_aggregates,
+    ops_charts,
+    widgets,
+)
 from engine.hotwords import parse_hotwords
 from engine.jobs import JobState
 from engine.store import NewJob, now_ms
@@ -208,17 +214,24 @@ def test_the_jobs_table_shows_every_row_and_a_dash_for_missing_values(data_env):
 
 
 # --- hotwords -------------------------------------------------------------------------------
+KEEP = "A space separates hotwords; write {} to keep it one."
+PHRASE = "A space separates hotwords: the model cannot take a phrase."
+
+
 @pytest.mark.parametrize(
     ("typed", "notes"),
     [
-        ("开 会", ["“开 会” became 2 hotwords: 开, 会. A space separates hotwords; write 开会 to keep it one."]),
+        ("开 会", ["“开 会” became 2 hotwords: 开, 会. " + KEEP.format("开会")]),
         ("科哥 阿里", []),  # a space-separated list, as documented
-        ("科哥 阿里, 预算", ["“科哥 阿里” became 2 hotwords: 科哥, 阿里. A space separates hotwords; write 科哥阿里 to keep it one."]),
-        ("Open AI\n预算", ["“Open AI” became 2 hotwords: Open, AI. A space separates hotwords: the model cannot take a phrase."]),
+        (
+            "科哥 阿里, 预算",
+            ["“科哥 阿里” became 2 hotwords: 科哥, 阿里. " + KEEP.format("科哥阿里")],
+        ),
+        ("Open AI\n预算", ["“Open AI” became 2 hotwords: Open, AI. " + PHRASE]),
         ("科哥, Paraformer；阿里", []),
         ("", []),
     ],
-)  # fmt: skip
+)
 def test_a_hotword_split_by_a_space_is_shown(typed, notes):
     assert formatting.hotword_split_notes(typed) == notes
     if typed == "开 会":  # what is stored is the split, as the note says
@@ -267,7 +280,10 @@ def test_a_window_starts_no_earlier_than_the_service(store):
     win = operations_view.Window(1_000, 10_000, "last 7 d")
     assert widgets.clip_window(win, None) == (win, False)
     assert widgets.clip_window(win, 500) == (win, False)
-    assert widgets.clip_window(win, 4_000) == (operations_view.Window(4_000, 10_000, "last 7 d"), True)
+    assert widgets.clip_window(win, 4_000) == (
+        operations_view.Window(4_000, 10_000, "last 7 d"),
+        True,
+    )
     assert widgets.clip_window(win, 50_000)[0] == operations_view.Window(9_999, 10_000, "last 7 d")
 
 
@@ -279,7 +295,9 @@ def test_capacity_plots_nothing_before_the_service_existed(data_env):
     caption = next(c.value for c in at.caption if c.value.startswith("last 7 d"))
     assert "from the service's first record" in caption
     chart = json.loads(at.get("vega_lite_chart")[0].proto.spec)
-    start, stop = (pd.Timestamp(d).value // 10**6 for d in chart["encoding"]["x"]["scale"]["domain"])
+    start, stop = (
+        pd.Timestamp(d).value // 10**6 for d in chart["encoding"]["x"]["scale"]["domain"]
+    )
     assert stop - start <= 24 * HOUR_MS + 2 * MINUTE_MS  # not 7 days with 6 of them at 0 %
 
 
