@@ -28,8 +28,8 @@ def test_the_docs_page_loads_nothing_from_elsewhere(tiny_service, app, title):
         asset = requests.get(f"{base}/{app}/docs/assets/{name}", timeout=10)
         assert asset.status_code == 200 and asset.headers["content-type"] == media_type
         assert len(asset.content) > 100
-    assert requests.get(f"{base}/{app}/openapi.json", timeout=10).json()["openapi"].startswith(
-        "3.1"
+    assert (
+        requests.get(f"{base}/{app}/openapi.json", timeout=10).json()["openapi"].startswith("3.1")
     )
 
 
