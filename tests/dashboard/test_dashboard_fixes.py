@@ -316,3 +316,9 @@ def test_capacity_names_clip_sources_for_what_they_are():
     assert f"**{streams.streams}** sources, each sending a 10 s clip every 10 s" in text
     assert "real-time stream" not in text and "no streaming recognition" in text
     assert "real-time streams are" not in ops_aggregates.CAPACITY_METHOD.lower()
+
+
+def test_the_sidebar_links_the_api_docs(data_env):
+    at = AppTest.from_file(DASHBOARD, default_timeout=30).run()
+    assert not at.exception
+    assert any("(api/docs)" in m.value for m in at.sidebar.markdown)
