@@ -7,7 +7,10 @@ it with uvicorn.
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from engine.lifeline import die_with_supervisor
 from engine.web.app import routes
+
+die_with_supervisor()  # under `seaco serve`: end with it, however it ends
 
 # dashboard.py routes with st.navigation, but Streamlit also sees the pages/ folder and, until
 # the first st.navigation call in this process, treats the app as an old-style multipage app.

@@ -34,8 +34,10 @@ TEST_PIPELINE_ENV = "SEACO_TEST_PIPELINE"
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.lifeline import die_with_supervisor
     from engine.worker.queue_worker import load_pipeline, run_worker
 
+    die_with_supervisor()
     configure_logging("worker")
     factory = load_pipeline
     # Test seam, not a setting: "module:function" building the pipeline instead of

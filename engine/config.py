@@ -12,6 +12,7 @@ plain values elsewhere).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from dotenv import dotenv_values
 
 from engine.cron import OFF, cron_trigger, is_off
 from engine.errors import ConfigError
+
+SOURCES_ENV = "SEACO_SETTING_SOURCES"  # not a setting: set by `seaco serve` for its children
 
 PROD_ASR_MODEL = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 PROD_VAD_MODEL = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"
@@ -549,6 +552,11 @@ class Settings:
         """The settings as SEACO_* variables, to hand to child processes unchanged."""
         return {spec.env: str(getattr(self, spec.field)) for spec in SETTINGS}
 
+    def supervised_env(self) -> dict[str, str]:
+        """`as_env()` plus where each value came from (SOURCES_ENV), for the web and worker
+        processes `seaco serve` starts: they show the supervisor's sources, not "env"."""
+        return {**self.as_env(), SOURCES_ENV: json.dumps(self.sources)}
+
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment for a `seaco` child process that must run with exactly these
         settings: this process's environment without its own SEACO_* variables (which could
@@ -668,4 +676,9 @@ def load_settings(
         else:
             raw, sources[spec.name] = spec.default, "default"
         values[spec.field] = spec.parse(raw)
+    # A child of `seaco serve` gets every setting in its environment; where the supervisor
+    # found each one (env, .env or default) comes along, so the System page says the truth.
+    for name, source in json.loads(environ.get(SOURCES_ENV) or "{}").items():
+        if sources.get(name) == "env":
+            sources[name] = source
     return Settings(**values, sources=sources)

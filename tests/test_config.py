@@ -53,6 +53,22 @@ def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path):
     assert settings.sources["DEVICE"] == "default"
 
 
+def test_a_child_of_seaco_serve_reports_the_supervisors_sources(tmp_path):
+    """Issue 16.8: the supervisor hands every setting to its children as environment
+    variables; the System page (in the web child) must still say .env or default where the
+    supervisor found them, not "env" for all."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("SEACO_QUEUE_MAX=5\n")
+    supervisor = load_settings({"SEACO_PORT": "9100"}, env_file=env_file)
+    child = load_settings(supervisor.supervised_env(), env_file=None)  # the child's cwd: no .env
+    assert child == supervisor
+    assert child.sources["PORT"] == "env"
+    assert child.sources["QUEUE_MAX"] == ".env"
+    assert child.sources["DEVICE"] == "default"
+    # a plain environment (tests, a hand-started worker) still reads as env
+    assert load_settings(supervisor.as_env(), env_file=None).sources["QUEUE_MAX"] == "env"
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [

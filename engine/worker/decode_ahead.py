@@ -16,7 +16,7 @@ separate process while the worker's model is busy, and cached on disk for the wo
 The helper is a plain subprocess speaking JSON lines over its stdin and stdout, not a
 multiprocessing pool: no resource-tracker process beside it, and nothing of
 multiprocessing's start-up that prints `EOFError: Ran out of input` when the worker dies
-while it starts. It never outlives the worker (engine/worker/lifeline.py: the kernel's
+while it starts. It never outlives the worker (engine/lifeline.py: the kernel's
 parent-death signal and a watch on the parent process; EOF on stdin ends it too), exits
 quietly (status 0, no traceback) when the worker has gone, and carries
 `SEACO_DECODE_AHEAD_PARENT=<worker pid>` in its environment, so tests (and an operator) can
@@ -45,7 +45,7 @@ PARENT_ENV = "SEACO_DECODE_AHEAD_PARENT"  # the helper's marker: the pid of its 
 ROOT = Path(__file__).resolve().parents[2]  # the directory `engine` is imported from
 # The helper's program: tie its life to the worker before anything slow is imported.
 HELPER = (
-    "import os; from engine.worker.lifeline import die_with_parent; "
+    "import os; from engine.lifeline import die_with_parent; "
     f"die_with_parent(int(os.environ['{PARENT_ENV}'])); "
     "from engine.worker.decode_ahead import helper_main; helper_main()"
 )

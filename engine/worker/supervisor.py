@@ -39,6 +39,7 @@ from engine.app_files import APP_DIR
 from engine.config import Settings, WorkerSlot
 from engine.errors import ConfigError
 from engine.intake import remove_stale_temp
+from engine.lifeline import SUPERVISOR_ENV
 from engine.ops.health import configured_workers
 from engine.worker.watchdog import Watchdog
 
@@ -199,7 +200,13 @@ class Supervisor:
     def __init__(self, settings: Settings, log_stream: IO[bytes] | None = None):
         self.settings = settings
         self.log_stream = log_stream
-        env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        # SUPERVISOR_ENV: the children end with this process, however it ends (lifeline.py)
+        env = {
+            **os.environ,
+            **settings.supervised_env(),
+            "PYTHONUNBUFFERED": "1",
+            SUPERVISOR_ENV: str(os.getpid()),
+        }
         # Uploads are spooled by the web framework before our code sees them: keep those
         # files on the data disk (watched by /health, cleaned at start), not in a RAM /tmp.
         web_env = {**env, "TMPDIR": str(settings.tmp_dir)}

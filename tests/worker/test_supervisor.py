@@ -238,3 +238,26 @@ def test_jobs_page_search_finds_a_word_and_the_job_page_downloads_a_valid_srt(se
     cues = parse_srt(srt)  # strict: numbering, HH:MM:SS,mmm, ordered, no empty cues
     assert cues and any(word in text for _start, _end, text in cues)
     assert cues[-1][1] <= job.duration_ms
+
+
+def test_a_killed_supervisor_takes_its_web_and_worker_with_it(tmp_path, tiny_models):
+    """SIGKILL of `seaco serve` itself (the OOM killer's choice, or kill -9 by hand): its web
+    and worker processes end too, instead of holding the port and the queue with no
+    supervisor, where `seaco stop` could not find them."""
+    settings, proc, base_url = serve(tmp_path, "data", **model_overrides(tiny_models))
+    try:
+        wait_for(lambda: get_health(base_url)[1].get("status") == "ok", timeout=180,
+                 what="/health to say ok")  # fmt: skip
+        children = [p for p in instance_processes(settings) if p.pid != proc.pid]
+        assert len(children) >= 2  # web and worker (and the worker's decode-ahead helper)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_for(
+            lambda: not instance_processes(settings),
+            timeout=30,
+            what="the web and worker processes of a killed supervisor to end",
+        )
+    finally:
+        for leftover in instance_processes(settings):  # only when the test has failed
+            leftover.kill()
+        stop(proc)

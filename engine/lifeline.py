@@ -62,3 +62,19 @@ def _watch(parent_pid: int, pidfd: int | None) -> None:
         while os.getppid() == parent_pid:
             time.sleep(1.0)
     os._exit(0)
+
+
+SUPERVISOR_ENV = "SEACO_SUPERVISOR_PID"
+"""Set by `seaco serve` in the environment of the web and worker processes it starts."""
+
+
+def die_with_supervisor() -> None:
+    """In a process `seaco serve` started (SEACO_SUPERVISOR_PID is set): end when the
+    supervisor ends, even by SIGKILL, so no web or worker process outlives it (a new
+    `seaco serve` would find the port taken and a second worker on the queue, and `seaco stop`,
+    which finds the instance by the supervisor's pid file, could not stop them). A worker
+    killed this way mid-job loses only its lease: the job is queued again. Nothing happens in
+    a process started any other way."""
+    pid = os.environ.get(SUPERVISOR_ENV, "")
+    if pid.isdigit():
+        die_with_parent(int(pid))
