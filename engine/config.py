@@ -33,10 +33,12 @@ PROD_PUNC_MODEL = "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch"
 PRECISIONS = ("fp32", "fp16", "bf16")  # SEACO_PRECISION: the ASR model under torch autocast
 MAX_WORKERS = 64  # SEACO_WORKERS: more worker processes than this on one machine is a typo
 # SEACO_WORKERS=auto on a CPU: torch threads per worker process, from the measurement in
-# BENCHMARKS.md ("Worker layout on a CPU"); None means one worker with every core (at most
-# 8), the layout that measured faster. With a number T here, auto would mean cores // T
-# workers of T threads each.
-AUTO_CPU_THREADS_PER_WORKER: int | None = None
+# BENCHMARKS.md ("Worker layout on a CPU"): on 2 cores, 2 workers of 1 thread beat 1 worker
+# of 2 threads (median wall time over the corpus, and 18 % less CPU time). So auto means
+# cores // this many workers, each with the cores shared out, at most AUTO_CPU_MAX_WORKERS
+# and no more than the RAM allows at SEACO_WORKER_MAX_RSS_MB each. None would mean one
+# worker with every core.
+AUTO_CPU_THREADS_PER_WORKER: int | None = 1
 AUTO_CPU_MAX_WORKERS = 8
 
 
@@ -263,9 +265,11 @@ class Settings:
     workers: str = setting(
         "auto",
         "Worker processes `seaco serve` runs, each with its own models, device and torch "
-        "threads: `auto` (one per visible GPU; on a CPU the layout measured fastest, see "
-        "README), a number (that many on SEACO_DEVICE), or slots `DEVICE[*COUNT][/THREADS]` "
-        "separated by commas, e.g. `cpu*2`, `cuda:0,cuda:1`, `cpu*2/1`.",
+        "threads: `auto` (one per visible GPU; on a CPU one single-threaded worker per core, "
+        "the layout measured fastest, at most 8 and RAM / SEACO_WORKER_MAX_RSS_MB; one worker "
+        "when SEACO_NCPU is set), a number (that many on SEACO_DEVICE), or slots "
+        "`DEVICE[*COUNT][/THREADS]` separated by commas, e.g. `cpu*2`, `cuda:0,cuda:1`, "
+        "`cpu*2/1`.",
         WorkerLayout(),
     )
     batch_size_s: int = setting(
@@ -495,16 +499,17 @@ class Settings:
         return self.ncpu or min(os.cpu_count() or 1, 8)
 
     def worker_slots(
-        self, *, gpu_count: int = 0, cpu_count: int | None = None
+        self, *, gpu_count: int = 0, cpu_count: int | None = None, ram_mb: int | None = None
     ) -> tuple[WorkerSlot, ...]:
         """The worker processes SEACO_WORKERS asks for on a machine with `cpu_count` cores
-        (default: this one's) and `gpu_count` visible GPUs (only `auto` looks at it), in slot
-        order. A slot without its own thread count gets SEACO_NCPU, or else the cores shared
-        out evenly between all the workers (at least 1, at most 8 each)."""
+        (default: this one's), `gpu_count` visible GPUs and `ram_mb` MB of memory (None: no
+        bound; only `auto` looks at these two), in slot order. A slot without its own thread
+        count gets SEACO_NCPU, or else the cores shared out evenly between all the workers
+        (at least 1, at most 8 each)."""
         cores = cpu_count or os.cpu_count() or 1
         groups: list[tuple[str, int, int | None]]
         if self.workers == "auto":
-            groups = _auto_groups(self.device, self.ncpu, cores, gpu_count)
+            groups = _auto_groups(self, cores, gpu_count, ram_mb)
         elif self.workers.isdigit():
             groups = [(self.device, int(self.workers), None)]
         else:
@@ -581,22 +586,27 @@ class WorkerSlot:
 
 
 def _auto_groups(
-    device: str, ncpu: int, cores: int, gpu_count: int
+    settings: Settings, cores: int, gpu_count: int, ram_mb: int | None
 ) -> list[tuple[str, int, int | None]]:
     """SEACO_WORKERS=auto as (device, count, threads or None) groups: one worker per visible
-    GPU; one worker on a given GPU; on a CPU the measured layout (AUTO_CPU_THREADS_PER_WORKER:
-    one worker, or cores // T workers of T threads, T being SEACO_NCPU when set)."""
+    GPU, or one on a named GPU; on a CPU, the measured layout (AUTO_CPU_THREADS_PER_WORKER):
+    cores // T workers, at most AUTO_CPU_MAX_WORKERS and at most `ram_mb` //
+    SEACO_WORKER_MAX_RSS_MB, the cores shared out between them. With SEACO_NCPU set, one worker
+    of that many threads, as before SEACO_WORKERS existed."""
+    device = settings.device
     if device.startswith("cuda:"):
         return [(device, 1, None)]
     if device != "cpu" and gpu_count >= 2:
         return [(f"cuda:{i}", 1, None) for i in range(gpu_count)]
     if device == "cuda" or (device == "auto" and gpu_count == 1):
         return [(device, 1, None)]
-    if AUTO_CPU_THREADS_PER_WORKER is None:
+    if settings.ncpu or AUTO_CPU_THREADS_PER_WORKER is None:
         return [(device, 1, None)]
-    threads = ncpu or AUTO_CPU_THREADS_PER_WORKER
-    count = max(1, min(AUTO_CPU_MAX_WORKERS, cores // threads))
-    return [(device, count, threads)]
+    count = min(cores // AUTO_CPU_THREADS_PER_WORKER, AUTO_CPU_MAX_WORKERS)
+    if ram_mb and settings.worker_max_rss_mb:
+        count = min(count, ram_mb // settings.worker_max_rss_mb)
+    count = max(1, count)
+    return [(device, count, max(1, min(8, cores // count)))]
 
 
 @dataclass(frozen=True)

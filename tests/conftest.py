@@ -17,6 +17,7 @@ from engine.store import Store, open_store
 def make_settings(data_dir: Path, **overrides: str) -> Settings:
     environ = {
         "SEACO_DATA_DIR": str(data_dir),
+        "SEACO_WORKERS": "1",  # one worker unless a test asks for more (`auto` varies by machine)
         **{f"SEACO_{k.upper()}": v for k, v in overrides.items()},
     }
     return load_settings(environ, env_file=None)
@@ -48,6 +49,7 @@ def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     from engine import web_process
 
     monkeypatch.setenv("SEACO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEACO_WORKERS", "1")  # as make_settings: not the machine's `auto`
     web_process.settings.cache_clear()
     yield web_process.settings()
     web_process.settings.cache_clear()

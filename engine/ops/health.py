@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from engine import __version__
 from engine.config import Settings, WorkerSlot
 from engine.errors import DatabaseUnusableError
@@ -52,11 +54,16 @@ def visible_gpu_count() -> int:
 
 
 def configured_workers(settings: Settings) -> tuple[WorkerSlot, ...]:
-    """The worker slots SEACO_WORKERS asks for on this machine (`Settings.worker_slots`): the
-    supervisor starts one process per slot, and /health expects each to be alive. Only
-    `auto` on a GPU-capable device setting counts GPUs (through NVML)."""
-    needs_gpus = settings.workers == "auto" and settings.device in ("auto", "cuda")
-    return settings.worker_slots(gpu_count=visible_gpu_count() if needs_gpus else 0)
+    """The worker slots SEACO_WORKERS asks for on this machine (`Settings.worker_slots`, with
+    its cores, RAM and visible GPUs): the supervisor starts one process per slot, and /health
+    expects each to be alive. Only `auto` on a GPU-capable device setting counts GPUs
+    (through NVML)."""
+    auto = settings.workers == "auto"
+    needs_gpus = auto and settings.device in ("auto", "cuda")
+    return settings.worker_slots(
+        gpu_count=visible_gpu_count() if needs_gpus else 0,
+        ram_mb=psutil.virtual_memory().total // 2**20 if auto else None,
+    )
 
 
 @dataclass(frozen=True)

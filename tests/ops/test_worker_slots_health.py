@@ -19,24 +19,33 @@ from tests.conftest import make_settings
 NOW = 1_900_000_000_000
 
 
-def layout(workers: str, device: str = "auto", cores: int = 2, gpus: int = 0, ncpu: str = "0"):
-    settings = make_settings(Path("/nonexistent"), workers=workers, device=device, ncpu=ncpu)
-    slots = settings.worker_slots(gpu_count=gpus, cpu_count=cores)
+def layout(workers, device="auto", cores=2, gpus=0, ncpu="0", ram_mb=None, max_rss="8192"):
+    settings = make_settings(
+        Path("/nonexistent"), workers=workers, device=device, ncpu=ncpu,
+        worker_max_rss_mb=max_rss,
+    )  # fmt: skip
+    slots = settings.worker_slots(gpu_count=gpus, cpu_count=cores, ram_mb=ram_mb)
     return [(s.name, s.device, s.threads) for s in slots]
 
 
 @pytest.mark.parametrize(
     ("workers", "device", "cores", "gpus", "ncpu", "expected"),
     [
-        # auto: one per visible GPU; one on a named GPU; on a CPU the measured layout
+        # auto: one per visible GPU; one on a named GPU
         ("auto", "auto", 16, 4, "0", [("w0", "cuda:0", 4), ("w1", "cuda:1", 4),
                                       ("w2", "cuda:2", 4), ("w3", "cuda:3", 4)]),
         ("auto", "cuda:1", 16, 4, "0", [("w0", "cuda:1", 8)]),
         ("auto", "auto", 16, 1, "0", [("w0", "auto", 8)]),
-        ("auto", "cpu", 2, 0, "0", [("w0", "cpu", 2)]),
+        # auto on a CPU: one single-threaded worker per core (measured: BENCHMARKS.md), at
+        # most 8; with SEACO_NCPU set, one worker of that many threads as before
+        ("auto", "cpu", 2, 0, "0", [("w0", "cpu", 1), ("w1", "cpu", 1)]),
+        ("auto", "auto", 2, 0, "0", [("w0", "auto", 1), ("w1", "auto", 1)]),
+        ("auto", "cpu", 12, 0, "0", [(f"w{i}", "cpu", 1) for i in range(8)]),
+        ("auto", "cpu", 2, 0, "2", [("w0", "cpu", 2)]),
         # a number: that many on SEACO_DEVICE, the cores shared out
         ("2", "cpu", 2, 0, "0", [("w0", "cpu", 1), ("w1", "cpu", 1)]),
         ("3", "cpu", 16, 0, "4", [("w0", "cpu", 4), ("w1", "cpu", 4), ("w2", "cpu", 4)]),
+        ("1", "cpu", 2, 0, "0", [("w0", "cpu", 2)]),
         # slots, with counts and thread numbers
         ("cpu*2", "auto", 2, 0, "0", [("w0", "cpu", 1), ("w1", "cpu", 1)]),
         ("cpu/2", "auto", 2, 0, "0", [("w0", "cpu", 2)]),
@@ -47,6 +56,15 @@ def layout(workers: str, device: str = "auto", cores: int = 2, gpus: int = 0, nc
 )  # fmt: skip
 def test_the_layout_each_setting_gives(workers, device, cores, gpus, ncpu, expected):
     assert layout(workers, device, cores, gpus, ncpu) == expected
+
+
+def test_auto_on_a_cpu_runs_no_more_workers_than_the_memory_holds():
+    # SEACO_WORKER_MAX_RSS_MB (8192) is what one worker may grow to: 20 GB holds two, and
+    # the 16 cores are shared out between them
+    assert layout("auto", "cpu", 16, ram_mb=20_000) == [("w0", "cpu", 8), ("w1", "cpu", 8)]
+    assert layout("auto", "cpu", 4, ram_mb=6_000) == [("w0", "cpu", 4)]  # at least one
+    assert len(layout("auto", "cpu", 4, ram_mb=6_000, max_rss="0")) == 4  # no guard, no bound
+    assert len(layout("cpu*4", "cpu", 4, ram_mb=6_000)) == 4  # an explicit layout is obeyed
 
 
 @pytest.mark.parametrize(
