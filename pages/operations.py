@@ -12,6 +12,7 @@ tz = jobs_page.zone(st.context.timezone)
 
 st.title("Operations")
 win = widgets.time_window("ops", default="24 h", tz=tz)
+bounds = widgets.window_bounds(win)  # the charts' time axes span the chosen window
 history = operations_view.load_history(store, win)
 
 for column, (label, value) in zip(
@@ -34,7 +35,9 @@ st.subheader("Latency")
 if history.done.empty:
     st.info("No job finished in this window.")
 else:
-    st.altair_chart(ops_charts.latency(operations_view.latency_points(history)), width="stretch")
+    st.altair_chart(
+        ops_charts.latency(operations_view.latency_points(history), bounds), width="stretch"
+    )
     st.dataframe(operations_view.latency_table(history), hide_index=True, width="stretch")
     left, right = st.columns(2)
     left.markdown("**Real-time factor** (processing time / audio length)")
@@ -43,7 +46,7 @@ else:
     )
     right.markdown("**Throughput** (audio hours per wall-clock hour)")
     right.altair_chart(
-        ops_charts.throughput(operations_view.throughput_series(history)), width="stretch"
+        ops_charts.throughput(operations_view.throughput_series(history), bounds), width="stretch"
     )
 
 st.subheader("Memory, queue and load")
@@ -51,14 +54,18 @@ if history.telemetry.empty:
     st.info("No telemetry in this window (the worker samples every SEACO_TELEMETRY_S seconds).")
 else:
     st.altair_chart(
-        ops_charts.lines(operations_view.memory_series(history), "MB", "MB"), width="stretch"
+        ops_charts.lines(operations_view.memory_series(history), "MB", "MB", window=bounds),
+        width="stretch",
     )
     left, right = st.columns(2)
     left.markdown("**Queue depth**")
-    left.altair_chart(ops_charts.queue(operations_view.queue_series(history)), width="stretch")
+    left.altair_chart(
+        ops_charts.queue(operations_view.queue_series(history), bounds), width="stretch"
+    )
     right.markdown("**CPU and GPU utilisation**")
     right.altair_chart(
-        ops_charts.lines(operations_view.load_series(history), "percent", "%"), width="stretch"
+        ops_charts.lines(operations_view.load_series(history), "percent", "%", window=bounds),
+        width="stretch",
     )
 
 st.subheader("Errors")

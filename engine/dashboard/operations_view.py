@@ -481,7 +481,7 @@ def capacity_facts(report: CapacityReport) -> dict[str, str]:
     }
     s = report.streams
     if s is not None:
-        facts["Real-time streams"] = f"{s.streams}"
+        facts["Clip sources at target"] = f"{s.streams}"
     if report.queue_wait_s is not None:
         facts["Expected queue wait"] = (
             "unbounded (overloaded)"
