@@ -14,28 +14,19 @@ Split by concern (every public name is importable from `engine.store`):
   combines them all.
 """
 
-from engine.store.jobstore import (
+from engine.store.callback_deliveries import CallbackSide, DueCallback
+from engine.store.database import (
     BUSY_TIMEOUT_MS,
-    FTS_ROWS_PER_JOB,
     SCHEMA_DIR,
-    CallbackSide,
     Database,
-    DueCallback,
-    JobFilter,
-    JobResult,
-    NewJob,
-    OperationsSide,
-    QueueSide,
-    Recovery,
-    SearchHit,
-    Store,
     connect,
-    fts_body,
-    fts_query,
     now_ms,
-    open_store,
     storage_error,
 )
+from engine.store.job_queue import JobResult, QueueSide, Recovery
+from engine.store.jobstore import JobFilter, NewJob, SearchHit, Store, open_store
+from engine.store.operations import OperationsSide
+from engine.store.search_index import FTS_ROWS_PER_JOB, fts_body, fts_query
 
 __all__ = [
     "BUSY_TIMEOUT_MS",

@@ -17,49 +17,19 @@ from pathlib import Path
 
 from engine.errors import InvalidJobStateError, JobNotFoundError, QueueFullError
 from engine.jobs import Job, JobState
-from engine.store.callback_deliveries import CallbackSide, DueCallback
+from engine.store.callback_deliveries import CallbackSide
 from engine.store.database import (
     BUSY_TIMEOUT_MS,
-    SCHEMA_DIR,
-    Database,
-    connect,
     now_ms,
-    storage_error,
 )
-from engine.store.job_queue import JobResult, QueueSide, Recovery
+from engine.store.job_queue import QueueSide
 from engine.store.operations import OperationsSide
 from engine.store.search_index import (
     _CJK_GAP,
     _FTS_DELETE_JOB,
-    FTS_ROWS_PER_JOB,
     _fts_rowid_range,
-    fts_body,
     fts_query,
 )
-
-# Re-exported by engine/store/__init__.py, which every other module imports from.
-__all__ = [
-    "CallbackSide",
-    "DueCallback",
-    "BUSY_TIMEOUT_MS",
-    "FTS_ROWS_PER_JOB",
-    "SCHEMA_DIR",
-    "Database",
-    "JobFilter",
-    "JobResult",
-    "NewJob",
-    "OperationsSide",
-    "QueueSide",
-    "Recovery",
-    "SearchHit",
-    "Store",
-    "connect",
-    "fts_body",
-    "fts_query",
-    "now_ms",
-    "open_store",
-    "storage_error",
-]
 
 
 @dataclass(frozen=True)
