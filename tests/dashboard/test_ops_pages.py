@@ -157,7 +157,8 @@ def test_page_renders_72_hours_of_history(data_env, path):
         table = at.table[0].value
         assert "Availability" in set(table["metric"])
     if path == "pages/capacity.py":
-        assert {m.label for m in at.metric} >= {"Sustainable load (audio h/h)", "Clip sources at target"}
+        labels = {m.label for m in at.metric}
+        assert labels >= {"Sustainable load (audio h/h)", "Clip sources at target"}
 
 
 @pytest.mark.parametrize("path", EVERY_PAGE)
