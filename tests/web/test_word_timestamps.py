@@ -242,8 +242,10 @@ def test_a_job_stored_before_schema_9_answers_empty_words(tmp_path):
     db_path = tmp_path / "jobs.db"
     old_schema = tmp_path / "schema-8"
     old_schema.mkdir()
+    # every migration but 009: today's submit() and claim() write the later ones' columns,
+    # which only add columns; what this test is about (sentences without words) stays
     for path in SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"):
-        if int(path.name[:3]) < 9:
+        if not path.name.startswith("009_"):
             shutil.copy(path, old_schema)
     old = Store(db_path, schema_dir=old_schema)
     old.migrate()
