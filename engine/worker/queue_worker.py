@@ -35,7 +35,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeGuard
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -61,6 +61,17 @@ WORKER_ROWS_KEPT_MS = 7 * 24 * 3600 * 1000  # each (re)start adds a row; keep a 
 class Pipeline(Protocol):
     def transcribe(self, samples: Any, hotwords: list[str] | None = None) -> Any: ...
     def info(self) -> dict[str, Any]: ...
+
+
+class BatchingPipeline(Pipeline, Protocol):
+    """A pipeline that also recognises several recordings together (AsrPipeline does; a test
+    seam's pipeline may not), for cross-job batching."""
+
+    def transcribe_many(self, recordings: list[Any], hotwords: list[str] | None = None) -> Any: ...
+
+
+def can_batch(pipeline: Pipeline | None) -> TypeGuard[BatchingPipeline]:
+    return callable(getattr(pipeline, "transcribe_many", None))
 
 
 PipelineFactory = Callable[[Settings], Pipeline]
@@ -285,7 +296,7 @@ class Worker:
     def _claim_companions(self, head: Job) -> list[Job]:
         """Queued jobs to recognise together with `head` (engine/worker/job_batching.py),
         claimed."""
-        if self.settings.batch_jobs <= 1 or not hasattr(self.pipeline, "transcribe_many"):
+        if self.settings.batch_jobs <= 1 or not can_batch(self.pipeline):
             return []
         try:
             defaults = default_hotwords(self.store, self.settings)
@@ -361,10 +372,12 @@ class Worker:
             return
         hotwords = self._hotwords(ready[0][0])
         log.info("jobs %s: recognised together", [r[0].id for r in ready])
+        pipeline = self.pipeline
+        if not can_batch(pipeline):  # companions are only claimed for one that can
+            raise TypeError("process_group needs a pipeline with transcribe_many")
         try:
             started = time.monotonic()
-            batch = cast(Any, self.pipeline)  # has transcribe_many: see _claim_companions
-            transcripts = batch.transcribe_many([r[1] for r in ready], hotwords.given)
+            transcripts = pipeline.transcribe_many([r[1] for r in ready], hotwords.given)
             group_ms = (time.monotonic() - started) * 1000
         except (DatabaseError, StorageFullError):
             raise
