@@ -491,16 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     report = {
-        "when": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": _machine(args.device),
-        "models": args.models or f"random-weight {args.size} test models",
-        "command": " ".join(sys.argv),
-        "corpus": {
-            "files": len(files),
-            "audio_s": audio_s,
-            "lengths_s": list(lengths),
-            "formats": sorted({f.fmt for f in files}),
-        },
+        **_report_head(args, files, lengths, audio_s),
         "ncpu": args.ncpu,
         "hotwords": hotwords,
         "overrides": overrides,
@@ -568,17 +559,7 @@ def run_layouts(
         }
     fastest = min(args.layout, key=lambda layout: medians[layout]["wall_s"])
     report = {
-        "when": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": _machine(args.device),
-        "cpu_flags": _cpu_flags(),
-        "models": args.models or f"random-weight {args.size} test models",
-        "command": " ".join(sys.argv),
-        "corpus": {
-            "files": len(files),
-            "audio_s": audio_s,
-            "lengths_s": list(lengths),
-            "formats": sorted({f.fmt for f in files}),
-        },
+        **_report_head(args, files, lengths, audio_s),
         "hotwords": spec["hotwords"],
         "overrides": overrides,
         "decode_speed": speed,
@@ -597,6 +578,24 @@ def _median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _report_head(args: argparse.Namespace, files: list, lengths: Any, audio_s: float) -> dict:
+    """What every benchmark report starts with: when, on what machine (CPU flags included),
+    with which models and command, over which corpus."""
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": _machine(args.device),
+        "cpu_flags": _cpu_flags(),
+        "models": args.models or f"random-weight {args.size} test models",
+        "command": " ".join(sys.argv),
+        "corpus": {
+            "files": len(files),
+            "audio_s": audio_s,
+            "lengths_s": list(lengths),
+            "formats": sorted({f.fmt for f in files}),
+        },
+    }
 
 
 def _cpu_flags() -> list[str]:
